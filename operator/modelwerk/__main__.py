@@ -1,0 +1,3 @@
+from modelwerk.cli import main
+
+main()
