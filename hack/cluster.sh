@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The local control plane: real etcd, kube-apiserver, kube-controller-manager and kube-scheduler
+# (built from source by build-tools.sh), with kwok standing in for kubelets on fake nodes.
+# Everything listens on 127.0.0.1.
+#
+#   hack/cluster.sh up      build (first time: 15-30 min), start, wait until nodes are Ready
+#   hack/cluster.sh down    stop and delete the cluster
+#   hack/cluster.sh env     print `export KUBECONFIG=... PATH=...` for this cluster
+#
+# MODELWERK_CACHE (default ~/.cache/modelwerk) holds binaries and cluster state;
+# MODELWERK_CLUSTER (default modelwerk) names the cluster.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=versions.env
+source "$here/versions.env"
+cache=${MODELWERK_CACHE:-$HOME/.cache/modelwerk}
+name=${MODELWERK_CLUSTER:-modelwerk}
+export KWOK_WORKDIR="$cache/kwok"
+kubeconfig="$cache/clusters/$name/kubeconfig"
+start=$(date +%s)
+say() { echo "[cluster +$(( $(date +%s) - start ))s] $*" >&2; }
+
+bin=$("$here/build-tools.sh" | tail -n 1)
+export PATH="$bin:$PATH"
+
+wait_for() { # description timeout-seconds command...
+  local what=$1 timeout=$2; shift 2
+  local deadline=$(( $(date +%s) + timeout ))
+  until "$@" >/dev/null 2>&1; do
+    if (( $(date +%s) > deadline )); then say "timed out waiting for $what"; "$@" || true; return 1; fi
+    sleep 1
+  done
+}
+
+running() {
+  [ -f "$kubeconfig" ] && kubectl --kubeconfig "$kubeconfig" get --raw /readyz >/dev/null 2>&1
+}
+
+up() {
+  if running; then say "cluster $name already running"; echo "$kubeconfig"; return; fi
+  # A cluster left behind by a killed session: its processes are gone, start afresh.
+  kwokctl --name "$name" delete cluster >/dev/null 2>&1 || true
+  mkdir -p "$(dirname "$kubeconfig")"
+  rm -f "$kubeconfig"
+  say "starting $name: etcd $ETCD_VERSION, kubernetes $KUBE_VERSION, kwok $KWOK_VERSION"
+  KWOK_KUBE_VERSION=$KUBE_VERSION kwokctl --name "$name" create cluster \
+    --config "$here/kwok/kwokctl.yaml" \
+    --config "$here/kwok/stages.yaml" \
+    --kubeconfig "$kubeconfig" \
+    --etcd-binary "$bin/etcd" \
+    --kube-apiserver-binary "$bin/kube-apiserver" \
+    --kube-controller-manager-binary "$bin/kube-controller-manager" \
+    --kube-scheduler-binary "$bin/kube-scheduler" \
+    --kwok-controller-binary "$bin/kwok" \
+    --wait 120s >&2
+  say "apiserver up; adding fake nodes"
+  kubectl --kubeconfig "$kubeconfig" apply -f "$here/kwok/nodes.yaml" >&2
+  wait_for "nodes Ready" 120 kubectl --kubeconfig "$kubeconfig" wait --for=condition=Ready \
+    node --all --timeout=5s
+  wait_for "default service account" 120 kubectl --kubeconfig "$kubeconfig" get serviceaccount default
+  say "cluster $name ready; KUBECONFIG=$kubeconfig"
+  echo "$kubeconfig"
+}
+
+down() {
+  kwokctl --name "$name" delete cluster >&2 || true
+  rm -f "$kubeconfig"
+  say "cluster $name deleted"
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  env) echo "export KUBECONFIG=$kubeconfig PATH=$bin:\$PATH" ;;
+  *) echo "usage: $0 up|down|env" >&2; exit 2 ;;
+esac

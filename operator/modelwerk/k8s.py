@@ -1,0 +1,384 @@
+"""The only module that talks to the Kubernetes API.
+
+A small asyncio client over aiohttp, authenticated with the credentials kopf resolved at login
+(kubeconfig or in-cluster service account), so the operator has one identity and one TLS setup.
+Writes are server-side apply for children (idempotent, field-owned) and merge patches for status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import ssl
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import quote, urlencode
+
+import aiohttp
+import kopf
+
+from modelwerk import constants, metrics
+
+JsonDict = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    api_version: str
+    kind: str
+    plural: str
+    namespaced: bool = True
+
+    def path(self, namespace: str | None = None, name: str | None = None, sub: str = "") -> str:
+        root = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        parts = [root]
+        if self.namespaced and namespace:
+            parts.append(f"namespaces/{quote(namespace)}")
+        parts.append(self.plural)
+        if name:
+            parts.append(quote(name))
+        if sub:
+            parts.append(sub)
+        return "/".join(parts)
+
+
+# Every kind the operator reads or writes. A fixed table rather than discovery: the operator
+# only ever touches these, and a table costs no API calls at start-up.
+_TYPES: Final[list[ResourceType]] = [
+    ResourceType(constants.API_VERSION, "Model", constants.MODEL_PLURAL),
+    ResourceType(constants.API_VERSION, "TrainingRun", constants.TRAININGRUN_PLURAL),
+    ResourceType(constants.API_VERSION, "Deployment", constants.DEPLOYMENT_PLURAL),
+    ResourceType("batch/v1", "Job", "jobs"),
+    ResourceType("v1", "Pod", "pods"),
+    ResourceType("v1", "Service", "services"),
+    ResourceType("v1", "Secret", "secrets"),
+    ResourceType("v1", "ServiceAccount", "serviceaccounts"),
+    ResourceType("v1", "Namespace", "namespaces", namespaced=False),
+    ResourceType("v1", "Event", "events"),
+    ResourceType("apps/v1", "Deployment", "deployments"),
+    ResourceType("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
+    ResourceType("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
+    ResourceType("machinelearning.seldon.io/v1", "SeldonDeployment", "seldondeployments"),
+    ResourceType("monitoring.coreos.com/v1", "PrometheusRule", "prometheusrules"),
+    ResourceType("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors"),
+    ResourceType("monitoring.coreos.com/v1", "PodMonitor", "podmonitors"),
+    ResourceType(
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        namespaced=False,
+    ),
+]
+_BY_KIND: Final = {(t.api_version, t.kind): t for t in _TYPES}
+
+
+def resource_type(api_version: str, kind: str) -> ResourceType:
+    try:
+        return _BY_KIND[(api_version, kind)]
+    except KeyError:
+        raise ValueError(f"modelwerk does not manage {kind} in {api_version}") from None
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+class NotFound(ApiError):
+    pass
+
+
+class Conflict(ApiError):
+    """409: a resourceVersion precondition failed, or the object already exists."""
+
+
+class Invalid(ApiError):
+    """422 or 400: the apiserver refused the object (schema, CEL, admission)."""
+
+
+class Forbidden(ApiError):
+    pass
+
+
+def _error(status: int, text: str) -> ApiError:
+    try:
+        body = json.loads(text)
+        reason, message = str(body.get("reason", "")), str(body.get("message", text))
+    except ValueError:
+        reason, message = "", text
+    cls: type[ApiError] = {404: NotFound, 409: Conflict, 422: Invalid, 400: Invalid, 403: Forbidden}.get(
+        status, ApiError
+    )
+    return cls(status, reason, message)
+
+
+class Kube:
+    """One HTTP session to the apiserver. Create with `Kube.connect(info)`, close with `close()`."""
+
+    def __init__(self, server: str, session: aiohttp.ClientSession) -> None:
+        self._server = server.rstrip("/")
+        self._session = session
+
+    @classmethod
+    def connect(cls, info: kopf.ConnectionInfo, *, user_agent: str = "modelwerk") -> Kube:
+        ssl_context = _ssl_context(info)
+        headers = {"User-Agent": user_agent}
+        if info.token:
+            headers["Authorization"] = f"{info.scheme or 'Bearer'} {info.token}"
+        elif info.username and info.password:
+            basic = base64.b64encode(f"{info.username}:{info.password}".encode()).decode()
+            headers["Authorization"] = f"Basic {basic}"
+        connector = aiohttp.TCPConnector(ssl=ssl_context, limit=64)
+        session = aiohttp.ClientSession(
+            connector=connector,
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=60, sock_connect=10),
+        )
+        return cls(info.server, session)
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> JsonDict:
+        url = self._server + path
+        if params:
+            url += "?" + urlencode(params)
+        data = None if body is None else json.dumps(body)
+        headers = {"Content-Type": content_type} if data is not None else {}
+        verb = method.lower()
+        with metrics.API_LATENCY.labels(verb).time():
+            async with self._session.request(method, url, data=data, headers=headers) as resp:
+                text = await resp.text()
+                metrics.API_REQUESTS.labels(verb, str(resp.status)).inc()
+                if resp.status >= 400:
+                    raise _error(resp.status, text)
+                result: JsonDict = json.loads(text) if text else {}
+                return result
+
+    # --- reads -------------------------------------------------------------------------------
+
+    async def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> JsonDict | None:
+        path = resource_type(api_version, kind).path(namespace, name)
+        try:
+            return await self._request("GET", path)
+        except NotFound:
+            return None
+
+    async def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> list[JsonDict]:
+        params = {}
+        if labels:
+            params["labelSelector"] = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        result = await self._request(
+            "GET", resource_type(api_version, kind).path(namespace), params=params
+        )
+        items: list[JsonDict] = result.get("items", [])
+        return items
+
+    async def crd_installed(self, name: str) -> bool:
+        crd = await self.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", name)
+        if crd is None:
+            return False
+        conditions = crd.get("status", {}).get("conditions", [])
+        return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+
+    # --- writes ------------------------------------------------------------------------------
+
+    async def apply(self, manifest: Mapping[str, Any]) -> JsonDict:
+        """Server-side apply: creates or updates the fields the operator owns, leaves the rest."""
+        meta = manifest["metadata"]
+        rtype = resource_type(manifest["apiVersion"], manifest["kind"])
+        path = rtype.path(meta.get("namespace"), meta["name"])
+        params = {"fieldManager": constants.FIELD_MANAGER, "force": "true"}
+        return await self._request(
+            "PATCH", path, params=params, body=manifest, content_type="application/apply-patch+yaml"
+        )
+
+    async def create(self, manifest: Mapping[str, Any]) -> JsonDict:
+        meta = manifest["metadata"]
+        rtype = resource_type(manifest["apiVersion"], manifest["kind"])
+        params = {"fieldManager": constants.FIELD_MANAGER}
+        return await self._request(
+            "POST", rtype.path(meta.get("namespace")), params=params, body=manifest
+        )
+
+    async def delete(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str | None = None,
+        *,
+        uid: str | None = None,
+    ) -> bool:
+        """Deletes in the background (children follow by ownerReference); False if already gone."""
+        body: JsonDict = {"propagationPolicy": "Background"}
+        if uid:
+            body["preconditions"] = {"uid": uid}
+        try:
+            await self._request(
+                "DELETE", resource_type(api_version, kind).path(namespace, name), body=body
+            )
+        except NotFound:
+            return False
+        return True
+
+    async def patch(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str | None,
+        patch: Mapping[str, Any],
+        *,
+        subresource: str = "",
+    ) -> JsonDict:
+        """JSON merge patch. Put metadata.resourceVersion in the patch for compare-and-swap."""
+        path = resource_type(api_version, kind).path(namespace, name, subresource)
+        params = {"fieldManager": constants.FIELD_MANAGER}
+        return await self._request(
+            "PATCH", path, params=params, body=patch, content_type="application/merge-patch+json"
+        )
+
+    async def patch_status(
+        self,
+        body: Mapping[str, Any],
+        status: Mapping[str, Any],
+        *,
+        resource_version: str | None = None,
+    ) -> JsonDict:
+        meta = body["metadata"]
+        patch: JsonDict = {"status": dict(status)}
+        if resource_version:
+            patch["metadata"] = {"resourceVersion": resource_version}
+        return await self.patch(
+            body["apiVersion"],
+            body["kind"],
+            meta["name"],
+            meta.get("namespace"),
+            patch,
+            subresource="status",
+        )
+
+    async def event(
+        self,
+        involved: Mapping[str, Any],
+        *,
+        reason: str,
+        message: str,
+        type_: str = "Normal",
+    ) -> None:
+        """Posts a core/v1 Event about an object; never raises (events are best effort)."""
+        meta = involved["metadata"]
+        now = _now()
+        manifest = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "generateName": f"{meta['name']}.",
+                "namespace": meta.get("namespace") or "default",
+            },
+            "involvedObject": {
+                "apiVersion": involved["apiVersion"],
+                "kind": involved["kind"],
+                "name": meta["name"],
+                "namespace": meta.get("namespace"),
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": type_,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "source": {"component": constants.FIELD_MANAGER},
+            "reportingComponent": constants.FIELD_MANAGER,
+        }
+        try:
+            await self._request(
+                "POST", resource_type("v1", "Event").path(manifest["metadata"]["namespace"]),
+                body=manifest,
+            )
+        except (ApiError, aiohttp.ClientError, asyncio.TimeoutError):
+            metrics.EVENT_FAILURES.inc()
+
+
+def _now() -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
+    if not info.server.startswith("https"):
+        return False
+    if info.insecure:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    elif info.ca_path:
+        ctx = ssl.create_default_context(cafile=os.fsdecode(info.ca_path))
+    elif info.ca_data:
+        ca = info.ca_data if isinstance(info.ca_data, str) else info.ca_data.decode()
+        ctx = ssl.create_default_context(cadata=_pem(ca))
+    else:
+        ctx = ssl.create_default_context()
+    cert = _as_file(info.certificate_path, info.certificate_data)
+    key = _as_file(info.private_key_path, info.private_key_data)
+    if cert and key:
+        ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+def _pem(data: str) -> str:
+    # kubeconfig carries base64 of the PEM; kopf passes it through undecoded.
+    if "-----BEGIN" in data:
+        return data
+    return base64.b64decode(data).decode()
+
+
+def _as_file(path: str | bytes | os.PathLike[Any] | None, data: str | bytes | None) -> str | None:
+    if path:
+        return os.fsdecode(path)
+    if not data:
+        return None
+    text = data if isinstance(data, str) else data.decode()
+    # ssl.load_cert_chain only reads files; the file lives as long as the process.
+    handle = tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False)  # noqa: SIM115
+    with handle:
+        handle.write(_pem(text))
+    return handle.name
+
+
+__all__: Sequence[str] = [
+    "ApiError",
+    "Conflict",
+    "Forbidden",
+    "Invalid",
+    "Kube",
+    "NotFound",
+    "resource_type",
+]

@@ -1,0 +1,57 @@
+"""The operator's own Prometheus metrics (served at /metrics by modelwerk.httpserver).
+
+Names are part of the contract with the operator's PrometheusRule (monitoring issue) and the
+benchmark, which counts API writes from `modelwerk_api_requests_total`.
+"""
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+RECONCILES = Counter(
+    "modelwerk_reconcile_total",
+    "Reconciles by kind and result (ok, requeue, error).",
+    ["kind", "result"],
+    registry=REGISTRY,
+)
+RECONCILE_DURATION = Histogram(
+    "modelwerk_reconcile_duration_seconds",
+    "Time spent in one reconcile, by kind.",
+    ["kind"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+QUEUE_DEPTH = Gauge(
+    "modelwerk_workqueue_depth", "Keys waiting to be reconciled.", ["kind"], registry=REGISTRY
+)
+OLDEST_PENDING = Gauge(
+    "modelwerk_workqueue_oldest_pending_seconds",
+    "Age of the oldest key waiting in the queue: grows when reconciles are stuck.",
+    ["kind"],
+    registry=REGISTRY,
+)
+OBJECTS = Gauge(
+    "modelwerk_objects", "Objects seen, by kind and phase.", ["kind", "phase"], registry=REGISTRY
+)
+VERSIONS_REGISTERED = Counter(
+    "modelwerk_model_versions_registered_total",
+    "Model versions this operator registered.",
+    registry=REGISTRY,
+)
+API_REQUESTS = Counter(
+    "modelwerk_api_requests_total",
+    "Requests the operator sent to the Kubernetes API, by verb and HTTP status.",
+    ["verb", "code"],
+    registry=REGISTRY,
+)
+API_LATENCY = Histogram(
+    "modelwerk_api_request_duration_seconds",
+    "Latency of the operator's Kubernetes API requests, by verb.",
+    ["verb"],
+    registry=REGISTRY,
+)
+EVENT_FAILURES = Counter(
+    "modelwerk_event_post_failures_total",
+    "Kubernetes Events that could not be posted (best effort).",
+    registry=REGISTRY,
+)
