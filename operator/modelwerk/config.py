@@ -17,7 +17,7 @@ class OperatorConfig:
     namespaces: tuple[str, ...] = field(
         default_factory=lambda: tuple(n for n in _env("NAMESPACES", "").split(",") if n)
     )
-    http_host: str = field(default_factory=lambda: _env("HTTP_HOST", "0.0.0.0"))  # noqa: S104
+    http_host: str = field(default_factory=lambda: _env("HTTP_HOST", "0.0.0.0"))
     http_port: int = field(default_factory=lambda: int(_env("HTTP_PORT", "8080")))
     health_port: int = field(default_factory=lambda: int(_env("HEALTH_PORT", "8081")))
     workers: int = field(default_factory=lambda: int(_env("WORKERS", "8")))

@@ -7,7 +7,6 @@ Writes are server-side apply for children (idempotent, field-owned) and merge pa
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
@@ -113,9 +112,13 @@ def _error(status: int, text: str) -> ApiError:
         reason, message = str(body.get("reason", "")), str(body.get("message", text))
     except ValueError:
         reason, message = "", text
-    cls: type[ApiError] = {404: NotFound, 409: Conflict, 422: Invalid, 400: Invalid, 403: Forbidden}.get(
-        status, ApiError
-    )
+    cls: type[ApiError] = {
+        404: NotFound,
+        409: Conflict,
+        422: Invalid,
+        400: Invalid,
+        403: Forbidden,
+    }.get(status, ApiError)
     return cls(status, reason, message)
 
 
@@ -293,7 +296,8 @@ class Kube:
         """Posts a core/v1 Event about an object; never raises (events are best effort)."""
         meta = involved["metadata"]
         now = _now()
-        manifest = {
+        namespace = meta.get("namespace") or "default"
+        manifest: JsonDict = {
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {
@@ -319,10 +323,11 @@ class Kube:
         }
         try:
             await self._request(
-                "POST", resource_type("v1", "Event").path(manifest["metadata"]["namespace"]),
+                "POST",
+                resource_type("v1", "Event").path(namespace),
                 body=manifest,
             )
-        except (ApiError, aiohttp.ClientError, asyncio.TimeoutError):
+        except (TimeoutError, ApiError, aiohttp.ClientError):
             metrics.EVENT_FAILURES.inc()
 
 

@@ -33,7 +33,9 @@ def set_condition(
         "status": status,
         "reason": reason,
         "message": message,
-        "lastTransitionTime": (at or now()) if flipped or old is None else old.get("lastTransitionTime"),
+        "lastTransitionTime": (at or now())
+        if flipped or old is None
+        else old.get("lastTransitionTime"),
     }
     if generation is not None:
         cond["observedGeneration"] = generation
@@ -52,12 +54,12 @@ def get_condition(conditions: Sequence[Mapping[str, Any]], type_: str) -> Mappin
 
 def is_true(conditions: Sequence[Mapping[str, Any]], type_: str) -> bool:
     cond = get_condition(conditions, type_)
-    return cond is not None and cond.get("status") == "True"
+    return bool(cond is not None and cond.get("status") == "True")
 
 
 def status_changed(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
     """True when writing `new` would change what is stored (the operator writes only then)."""
-    return _normalise(old or {}) != _normalise(new)
+    return bool(_normalise(old or {}) != _normalise(new))
 
 
 def _normalise(value: Any) -> Any:

@@ -111,8 +111,13 @@ class WorkQueue:
             failures = self._failures.get(key, 0) + 1
             self._failures[key] = failures
             delay = min(MAX_BACKOFF, MIN_BACKOFF * 2 ** (failures - 1))
-            log.exception("%s %s: reconcile failed (attempt %d), retrying in %.1fs",
-                          self.kind, key, failures, delay)
+            log.exception(
+                "%s %s: reconcile failed (attempt %d), retrying in %.1fs",
+                self.kind,
+                key,
+                failures,
+                delay,
+            )
             metrics.RECONCILES.labels(self.kind, "error").inc()
             self.add(key, after=delay)
             return

@@ -1,0 +1,73 @@
+"""`modelwerk run` starts the operator; `modelwerk crds` writes the CRDs generated from the API."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="modelwerk", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser(
+        "run", help="run the operator against the current kubeconfig or in-cluster"
+    )
+    run.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=None,
+        help="watch only this namespace (repeatable); default: the whole cluster "
+        "(env MODELWERK_NAMESPACES, comma-separated)",
+    )
+    run.add_argument("--http-port", type=int, help="metrics and webhook port (default 8080)")
+    run.add_argument("--health-port", type=int, help="liveness/readiness port (default 8081)")
+    run.add_argument("--prometheus-url", help="Prometheus for canary analysis")
+    run.add_argument("-v", "--verbose", action="store_true")
+
+    crds = sub.add_parser("crds", help="write the CRDs generated from the API models")
+    crds.add_argument("-o", "--output", type=Path, default=Path("crds"))
+
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        _run(args)
+    elif args.command == "crds":
+        from modelwerk.crdgen import write_crds
+
+        for path in write_crds(args.output):
+            print(path)
+
+
+def _run(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    import kopf
+
+    from modelwerk import handlers  # noqa: F401  (registers the handlers with kopf)
+    from modelwerk.config import OperatorConfig
+    from modelwerk.settings import quiet_loggers
+
+    config = OperatorConfig()
+    overrides = {
+        "namespaces": tuple(args.namespace) if args.namespace else None,
+        "http_port": args.http_port,
+        "health_port": args.health_port,
+        "prometheus_url": args.prometheus_url,
+    }
+    config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    kopf.configure(verbose=args.verbose)
+    quiet_loggers(args.verbose)
+    kopf.run(
+        clusterwide=config.clusterwide,
+        namespaces=config.namespaces,
+        liveness_endpoint=f"http://{config.http_host}:{config.health_port}/healthz",
+        memo=kopf.Memo(config=config),
+    )
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

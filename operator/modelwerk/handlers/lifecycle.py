@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from modelwerk import httpserver
+from modelwerk.k8s import Kube
+from modelwerk.settings import connection_info
+from modelwerk.wiring import build_runtime
+
+
+@kopf.on.startup(id="runtime")
+async def start(
+    memo: kopf.Memo,
+    settings: kopf.OperatorSettings,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    **_: Any,
+) -> None:
+    info = connection_info(settings=settings, logger=logger)
+    if info is None:
+        raise kopf.PermanentError("no Kubernetes credentials: neither in-cluster nor kubeconfig")
+    memo.runtime = build_runtime(Kube.connect(info), memo.config)
+    memo.runtime.start()
+    memo.http = await httpserver.start(
+        httpserver.build_app(), memo.config.http_host, memo.config.http_port
+    )
+
+
+@kopf.on.cleanup(id="runtime")
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    await memo.http.cleanup()
+    await memo.runtime.stop()

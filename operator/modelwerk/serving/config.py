@@ -1,0 +1,90 @@
+"""The server's settings, from explicit values (flags, Seldon parameters) over the environment.
+
+The Deployment builders set the environment; flags are for people running the server by hand.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+ENV_MODEL_URI: Final = "MODELWERK_MODEL_URI"
+ENV_MODEL_DIGEST: Final = "MODELWERK_MODEL_DIGEST"
+ENV_MODEL_NAME: Final = "MODELWERK_MODEL_NAME"
+ENV_MODEL_VERSION: Final = "MODELWERK_MODEL_VERSION"
+ENV_FEATURE_NAMES: Final = "MODELWERK_FEATURE_NAMES"
+ENV_ARTIFACT_DIR: Final = "MODELWERK_ARTIFACT_DIR"
+ENV_HOST: Final = "MODELWERK_HOST"
+ENV_PORT: Final = "MODELWERK_PORT"
+
+DEFAULT_PORT: Final = 8000
+DEFAULT_MAX_INSTANCES: Final = 10_000
+
+# Exit codes a pod's status shows: 2 is a bad configuration, 3 an artifact that must not be served.
+EXIT_CONFIG: Final = 2
+EXIT_ARTIFACT: Final = 3
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    model_uri: str
+    digest: str
+    model_name: str = "model"
+    model_version: str = "0"
+    feature_names: tuple[str, ...] | None = None
+    artifact_dir: Path | None = None
+    host: str = "0.0.0.0"  # a pod listens on its own address
+    port: int = DEFAULT_PORT
+    max_instances: int = DEFAULT_MAX_INSTANCES
+
+    @classmethod
+    def resolve(
+        cls, explicit: Mapping[str, object | None], env: Mapping[str, str] | None = None
+    ) -> ServerConfig:
+        """Build from ``explicit`` values (None means unset) falling back to ``env``."""
+        env = os.environ if env is None else env
+
+        def pick(key: str, env_name: str) -> str | None:
+            value = explicit.get(key)
+            if value is not None and str(value) != "":
+                return str(value)
+            return env.get(env_name) or None
+
+        uri = pick("model_uri", ENV_MODEL_URI)
+        digest = pick("digest", ENV_MODEL_DIGEST)
+        if not uri:
+            raise ConfigError(f"no model URI: pass --model-uri or set {ENV_MODEL_URI}")
+        if not digest:
+            # Serving an unverified artifact is what the digest exists to prevent.
+            raise ConfigError(f"no model digest: pass --digest or set {ENV_MODEL_DIGEST}")
+        names = pick("feature_names", ENV_FEATURE_NAMES)
+        artifact_dir = pick("artifact_dir", ENV_ARTIFACT_DIR)
+        port = pick("port", ENV_PORT)
+        try:
+            port_number = int(port) if port else DEFAULT_PORT
+        except ValueError as err:
+            raise ConfigError(f"port {port!r} is not a number") from err
+        return cls(
+            model_uri=uri,
+            digest=digest,
+            model_name=pick("model_name", ENV_MODEL_NAME) or "model",
+            model_version=pick("model_version", ENV_MODEL_VERSION) or "0",
+            feature_names=parse_feature_names(names) if names else None,
+            artifact_dir=Path(artifact_dir) if artifact_dir else None,
+            host=pick("host", ENV_HOST) or "0.0.0.0",
+            port=port_number,
+        )
+
+
+def parse_feature_names(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not names:
+        raise ConfigError(f"feature names {text!r} name no feature")
+    return names

@@ -1,0 +1,52 @@
+"""Every kopf setting in one place. Each non-default value says why it differs.
+
+Persistence settings stay at their defaults on purpose: all handlers are watch-event handlers
+(see handlers/), which kopf runs without progress or diff-base annotations, so kopf itself never
+writes to the watched objects.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+
+@kopf.on.startup(id="settings")
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    # kopf would turn handler log lines into Kubernetes Events; the reconcilers post their own,
+    # one per transition, so kopf's would only duplicate them (and cost API writes).
+    settings.posting.enabled = False
+    # One replica by design (the Helm chart's Deployment uses strategy Recreate); peering would
+    # need the KopfPeering CRDs and a write every few seconds to keep the lease.
+    settings.peering.standalone = True
+    # No runtime scanning of CRDs and namespaces: the watched kinds are fixed and the namespaces
+    # are given on the command line, so the operator needs no cluster-wide list permission on them.
+    settings.scanning.disabled = True
+    # Ask the apiserver to end each watch after 10 minutes and re-list via a fresh watch, so a
+    # silently dropped connection (load balancer, apiserver restart) is noticed within minutes.
+    settings.watching.server_timeout = 600
+    settings.watching.client_timeout = 660
+    # Apiserver hiccups should not stall the operator for long: retry quickly, then back off.
+    settings.networking.error_backoffs = [1, 2, 5, 10, 20]
+
+
+@kopf.on.login(id="login")
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    return connection_info(**kwargs)
+
+
+def connection_info(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In a pod: the service account; elsewhere: the kubeconfig (KUBECONFIG or ~/.kube/config)."""
+    info = kopf.login_with_service_account(**kwargs)
+    if info is not None:
+        return info
+    return kopf.login_with_kubeconfig(**kwargs)
+
+
+def quiet_loggers(verbose: bool) -> None:
+    level = logging.DEBUG if verbose else logging.INFO
+    logging.getLogger("modelwerk").setLevel(level)
+    # aiohttp's access log would print a line per Prometheus scrape.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

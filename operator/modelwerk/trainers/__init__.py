@@ -1,0 +1,1 @@
+"""Reference trainers: runnable examples of the pod contract in ``modelwerk.sdk``."""

@@ -1,0 +1,169 @@
+"""Fixtures for the integration tier: the real control plane (started once per session, or the
+one named by MODELWERK_TEST_KUBECONFIG), our CRDs and the upstream ones, a restricted namespace
+per test, and the operator as a real process.
+
+Nothing here skips: in CI a cluster that cannot start fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.cluster import ROOT, get, kubectl, wait_for
+
+UPSTREAM_CRDS = Path(
+    os.environ.get("MODELWERK_UPSTREAM_CRDS", str(ROOT.parent / "shared" / "upstream-crds"))
+)
+
+
+@pytest.fixture(scope="session")
+def kubeconfig() -> str:
+    given = os.environ.get("MODELWERK_TEST_KUBECONFIG")
+    if given:
+        path = given
+    else:
+        proc = subprocess.run(
+            [str(ROOT / "hack" / "cluster.sh"), "up"], capture_output=True, text=True, check=False
+        )
+        sys.stderr.write(proc.stderr)
+        if proc.returncode != 0:
+            raise RuntimeError(f"hack/cluster.sh up failed:\n{proc.stderr}")
+        path = proc.stdout.strip().splitlines()[-1]
+    os.environ["KUBECONFIG"] = path
+    if shutil.which("kubectl") is None:
+        env = subprocess.run(
+            [str(ROOT / "hack" / "cluster.sh"), "env"], capture_output=True, text=True, check=True
+        ).stdout
+        bin_dir = env.split("PATH=")[1].split(":")[0]
+        os.environ["PATH"] = f"{bin_dir}:{os.environ['PATH']}"
+    return path
+
+
+@pytest.fixture(scope="session")
+def crds(kubeconfig: str) -> None:
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+
+
+@pytest.fixture(scope="session")
+def upstream_crds(kubeconfig: str) -> Path:
+    """The SeldonDeployment, PrometheusRule, ServiceMonitor and PodMonitor CRDs, installed with
+    server-side apply (the Seldon one is too large for client-side apply's annotation)."""
+    if not UPSTREAM_CRDS.is_dir():
+        raise RuntimeError(f"upstream CRDs not found in {UPSTREAM_CRDS} (MODELWERK_UPSTREAM_CRDS)")
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(UPSTREAM_CRDS), timeout=120)
+    kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    return UPSTREAM_CRDS
+
+
+@pytest.fixture
+def namespace(kubeconfig: str) -> Iterator[str]:
+    """A fresh namespace per test, enforcing Pod Security `restricted`: the real apiserver then
+    proves every pod the operator generates meets it."""
+    name = f"mw-{uuid.uuid4().hex[:8]}"
+    kubectl("create", "namespace", name)
+    kubectl(
+        "label",
+        "namespace",
+        name,
+        "pod-security.kubernetes.io/enforce=restricted",
+        "pod-security.kubernetes.io/enforce-version=latest",
+    )
+    wait_for("default service account", lambda: get("serviceaccount", "default", name))
+    yield name
+    kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class OperatorProcess:
+    """`modelwerk run` as a child process, as a user would start it."""
+
+    def __init__(self, kubeconfig: str, log_path: Path, *args: str) -> None:
+        self.kubeconfig = kubeconfig
+        self.log_path = log_path
+        self.args = args
+        self.http_port = free_port()
+        self.health_port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = dict(os.environ, KUBECONFIG=self.kubeconfig, MODELWERK_HTTP_HOST="127.0.0.1")
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "modelwerk",
+                "run",
+                "--http-port",
+                str(self.http_port),
+                "--health-port",
+                str(self.health_port),
+                *self.args,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        wait_for("operator health endpoint", self.healthy, timeout=60)
+
+    def healthy(self) -> bool:
+        import urllib.request
+
+        if self.proc is None or self.proc.poll() is not None:
+            raise AssertionError(f"operator exited; log:\n{self.log()}")
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.health_port}/healthz", timeout=2
+            ) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    def metrics(self) -> str:
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics", timeout=5) as r:
+            return str(r.read().decode())
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=timeout)
+        self.proc = None
+        return code
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def operator(
+    kubeconfig: str, crds: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    proc = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
+    proc.start()
+    yield proc
+    if proc.proc is not None:
+        proc.stop()
