@@ -10,7 +10,7 @@ kubeconfig=$(hack/cluster.sh up)
 export KUBECONFIG=$kubeconfig
 eval "$(hack/cluster.sh env)"
 export PATH="$root/.venv/bin:$PATH"
-ns=${MODELWERK_DEMO_NAMESPACE:-modelwerk-demo}
+ns=modelwerk-demo
 
 kubectl apply --server-side -f crds/
 kubectl wait --for=condition=Established crd --all --timeout=60s >/dev/null
@@ -27,10 +27,30 @@ until curl -sf http://127.0.0.1:8081/healthz >/dev/null; do
 done
 echo "operator running (pid $operator), log in $log"
 
-kubectl -n "$ns" apply -f manifests/samples/
-echo "waiting for the samples to reconcile..."
-kubectl -n "$ns" wait --for=jsonpath='{.status.phase}'=Succeeded trainingrun --all --timeout=120s || true
-kubectl -n "$ns" get models,trainingruns,deployments.modelwerk.io,jobs,deployments.apps,pods
+kubectl apply -f hack/demo/storage.yaml >/dev/null
+
+# kwok runs no containers, so train for real here with the reference trainer, and let the
+# simulated training pod end with the report that training produced.
+work=$(mktemp -d -t modelwerk-demo.XXXX)
+MODELWERK_RUN=iris-1 MODELWERK_MODEL=iris MODELWERK_SEED=42 \
+  MODELWERK_HYPERPARAMETERS='{"C":"1.0","max_iter":"200"}' \
+  MODELWERK_OUTPUT_DIR="$work/out" MODELWERK_OUTPUT_URI=pvc://models/iris/iris-1 \
+  MODELWERK_TERMINATION_MESSAGE_PATH="$work/report.json" \
+  python -m modelwerk.trainers.iris >/dev/null
+echo "trained locally: $(cat "$work/report.json")"
+
+kubectl -n "$ns" apply -f manifests/samples/model.yaml
+python - "$work/report.json" <<'PY' | kubectl -n "$ns" apply -f -
+import json, sys, yaml
+run = yaml.safe_load(open("manifests/samples/trainingrun.yaml"))
+env = run["spec"].setdefault("env", [])
+env.append({"name": "KWOK_SIM_REPORT", "value": open(sys.argv[1]).read()})
+print(json.dumps(run))
+PY
+echo "waiting for the run to register a version..."
+kubectl -n "$ns" wait --for=jsonpath='{.status.phase}'=Succeeded trainingrun/iris-1 --timeout=120s
+kubectl -n "$ns" get models,trainingruns,jobs,pods
+kubectl -n "$ns" get model iris -o jsonpath='{.status.versions[0]}' | python -m json.tool
 if [ -t 0 ] && [ -z "${CI:-}" ]; then
   echo "Ctrl-C to stop the operator."
   wait $operator

@@ -22,6 +22,11 @@ class OperatorConfig:
     health_port: int = field(default_factory=lambda: int(_env("HEALTH_PORT", "8081")))
     workers: int = field(default_factory=lambda: int(_env("WORKERS", "8")))
     prometheus_url: str = field(default_factory=lambda: _env("PROMETHEUS_URL", ""))
+    # Prometheus Operator adds a `namespace` label to scraped series; a Prometheus scraping
+    # with static configs does not. Canary queries filter on it only when it exists.
+    prometheus_namespace_label: bool = field(
+        default_factory=lambda: _env("PROMETHEUS_NAMESPACE_LABEL", "true") == "true"
+    )
     webhook_token_file: str = field(default_factory=lambda: _env("WEBHOOK_TOKEN_FILE", ""))
     serving_image: str = field(
         default_factory=lambda: _env("SERVING_IMAGE", "ghcr.io/modelwerk/model-server:0.1.0")

@@ -5,12 +5,15 @@ Created at start-up and kept in kopf's `memo`, so handlers reach it without modu
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from modelwerk.config import OperatorConfig
 from modelwerk.k8s import Kube
 from modelwerk.store import Store
 from modelwerk.workqueue import WorkQueue
+
+CRD_CACHE_SECONDS = 60.0
 
 
 @dataclass
@@ -19,6 +22,7 @@ class Runtime:
     config: OperatorConfig
     stores: dict[str, Store] = field(default_factory=dict)
     queues: dict[str, WorkQueue] = field(default_factory=dict)
+    _crds: dict[str, tuple[bool, float]] = field(default_factory=dict)
 
     def store(self, kind: str) -> Store:
         return self.stores[kind]
@@ -27,6 +31,17 @@ class Runtime:
         queue = self.queues.get(kind)
         if queue is not None:
             queue.add((namespace, name), after=after)
+
+    async def crd_installed(self, name: str) -> bool:
+        """Whether a CRD is installed, asked at most once a minute: CRDs come and go rarely, and
+        a reconcile should not cost an API read for it."""
+        loop = asyncio.get_running_loop()
+        cached = self._crds.get(name)
+        if cached is not None and loop.time() - cached[1] < CRD_CACHE_SECONDS:
+            return cached[0]
+        installed = await self.kube.crd_installed(name)
+        self._crds[name] = (installed, loop.time())
+        return installed
 
     def start(self) -> None:
         for queue in self.queues.values():

@@ -21,9 +21,6 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # One replica by design (the Helm chart's Deployment uses strategy Recreate); peering would
     # need the KopfPeering CRDs and a write every few seconds to keep the lease.
     settings.peering.standalone = True
-    # No runtime scanning of CRDs and namespaces: the watched kinds are fixed and the namespaces
-    # are given on the command line, so the operator needs no cluster-wide list permission on them.
-    settings.scanning.disabled = True
     # Ask the apiserver to end each watch after 10 minutes and re-list via a fresh watch, so a
     # silently dropped connection (load balancer, apiserver restart) is noticed within minutes.
     settings.watching.server_timeout = 600

@@ -8,10 +8,23 @@ from typing import Any
 from modelwerk import constants
 from modelwerk.config import OperatorConfig
 from modelwerk.k8s import Kube
-from modelwerk.reconcilers import model, trainingrun
+from modelwerk.reconcilers import deployment, model, trainingrun
+from modelwerk.reconcilers.common import SPEC_HASH
 from modelwerk.runtime import Runtime
 from modelwerk.store import Body, ObjectKey, Store, key_of
 from modelwerk.workqueue import WorkQueue
+
+# Children of a modelwerk Deployment, each cached under this name (apps Deployments get a prefix
+# to tell them from our own kind).
+CHILD_KINDS = (
+    "apps/Deployment",
+    "Service",
+    "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
+    "SeldonDeployment",
+    "PrometheusRule",
+    "ServiceMonitor",
+)
 
 _META_KEPT = (
     "name",
@@ -29,6 +42,20 @@ _META_KEPT = (
 def _meta(body: Mapping[str, Any]) -> dict[str, Any]:
     meta = body["metadata"]
     return {k: meta[k] for k in _META_KEPT if k in meta}
+
+
+def project_child(body: Mapping[str, Any]) -> Body:
+    """Serving and monitoring children: identity, the spec hash we stamped, and status."""
+    meta = _meta(body)
+    spec_hash = (body["metadata"].get("annotations") or {}).get(SPEC_HASH)
+    if spec_hash:
+        meta["annotations"] = {SPEC_HASH: spec_hash}
+    return {
+        "apiVersion": body["apiVersion"],
+        "kind": body["kind"],
+        "metadata": meta,
+        "status": dict(body.get("status") or {}),
+    }
 
 
 def project_job(body: Mapping[str, Any]) -> Body:
@@ -62,7 +89,12 @@ def _run_of(body: Mapping[str, Any]) -> list[ObjectKey]:
     return [(body["metadata"].get("namespace") or "", run)] if run else []
 
 
-def _model_of_run(body: Mapping[str, Any]) -> list[ObjectKey]:
+def _owner_deployment(body: Mapping[str, Any]) -> list[ObjectKey]:
+    name = (body["metadata"].get("labels") or {}).get(constants.LABEL_DEPLOYMENT)
+    return [(body["metadata"].get("namespace") or "", name)] if name else []
+
+
+def _model_of(body: Mapping[str, Any]) -> list[ObjectKey]:
     name = (body.get("spec") or {}).get("model")
     return [(body["metadata"].get("namespace") or "", name)] if name else []
 
@@ -71,10 +103,13 @@ def build_runtime(kube: Kube, config: OperatorConfig) -> Runtime:
     rt = Runtime(kube=kube, config=config)
     rt.stores = {
         "Model": Store(),
-        "TrainingRun": Store(indexes={"model": _model_of_run}),
+        "TrainingRun": Store(indexes={"model": _model_of}),
+        "Deployment": Store(indexes={"model": _model_of}),
         "Job": Store(project_job),
         "Pod": Store(project_pod, indexes={"run": _run_of}),
     }
+    for kind in CHILD_KINDS:
+        rt.stores[kind] = Store(project_child, indexes={"owner": _owner_deployment})
 
     async def reconcile_model(key: Any) -> float | None:
         return await model.reconcile(rt, key)
@@ -82,15 +117,25 @@ def build_runtime(kube: Kube, config: OperatorConfig) -> Runtime:
     async def reconcile_run(key: Any) -> float | None:
         return await trainingrun.reconcile(rt, key)
 
+    async def reconcile_deployment(key: Any) -> float | None:
+        return await deployment.reconcile(rt, key)
+
     rt.queues = {
+        "Deployment": WorkQueue("Deployment", reconcile_deployment, workers=config.workers),
         "Model": WorkQueue("Model", reconcile_model, workers=config.workers),
         "TrainingRun": WorkQueue("TrainingRun", reconcile_run, workers=config.workers),
     }
     return rt
 
 
-def runs_of_model(rt: Runtime, key: ObjectKey) -> list[ObjectKey]:
-    return [key_of(run) for run in rt.store("TrainingRun").by_index("model", key)]
+def dependents_of_model(rt: Runtime, kind: str, key: ObjectKey) -> list[ObjectKey]:
+    """TrainingRuns or Deployments that name the Model `key`."""
+    return [key_of(body) for body in rt.store(kind).by_index("model", key)]
+
+
+def deployment_of_child(body: Mapping[str, Any]) -> ObjectKey | None:
+    keys = _owner_deployment(body)
+    return keys[0] if keys else None
 
 
 def run_of_child(body: Mapping[str, Any]) -> ObjectKey | None:

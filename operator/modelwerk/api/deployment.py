@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, Self
 
@@ -188,11 +189,27 @@ class DeploymentPhase(StrEnum):
     DEGRADED = "Degraded"
 
 
+class CanaryState(StrEnum):
+    PROGRESSING = "Progressing"
+    """Serving its share of traffic; with analysis, stepping through the steps."""
+    PROMOTED = "Promoted"
+    """Analysis passed every step: the canary version now serves all traffic."""
+    ROLLED_BACK = "RolledBack"
+    """A step breached a limit: the canary was removed and its version rejected."""
+
+
 class CanaryStatus(StatusModel):
     version: Version | None = None
     traffic_percent: int | None = None
     step: int | None = None
     """Index into spec.canary.analysis.steps."""
+    step_started_at: datetime | None = None
+    """When the current analysis step began; the next starts `interval` later."""
+    state: CanaryState | None = None
+    error_rate_percent: float | None = None
+    """The canary's error rate measured at the last analysis step."""
+    latency_p99_ms: float | None = None
+    """The canary's p99 latency measured at the last analysis step."""
 
 
 class DeploymentLineage(Lineage):

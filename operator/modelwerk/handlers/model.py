@@ -6,7 +6,7 @@ import kopf
 
 from modelwerk import constants
 from modelwerk.handlers.common import observe
-from modelwerk.wiring import runs_of_model
+from modelwerk.wiring import dependents_of_model
 
 
 @kopf.on.event(constants.GROUP, constants.VERSION, constants.MODEL_PLURAL)
@@ -14,5 +14,7 @@ def model_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any
     key = observe(memo.runtime, "Model", event, body)
     memo.runtime.enqueue("Model", *key)
     # Runs waiting for this Model (ModelNotFound), or gated on one of its aliases, look again.
-    for run in runs_of_model(memo.runtime, key):
-        memo.runtime.enqueue("TrainingRun", *run)
+    # and Deployments follow their version or alias.
+    for kind in ("TrainingRun", "Deployment"):
+        for dependent in dependents_of_model(memo.runtime, kind, key):
+            memo.runtime.enqueue(kind, *dependent)

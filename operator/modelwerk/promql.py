@@ -1,0 +1,73 @@
+"""Reads from Prometheus for canary analysis: the canary version's error rate and p99 latency.
+
+The queries read the model server's own metrics (see modelwerk.serving.metrics)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import aiohttp
+
+
+class PrometheusError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class CanaryMeasurement:
+    requests: float
+    """Requests per second the canary served over the window."""
+    error_rate_percent: float | None
+    latency_p99_ms: float | None
+
+
+def _selector(model: str, version: int, namespace: str | None) -> str:
+    labels = f'model="{model}",version="{version}"'
+    if namespace:
+        labels += f',namespace="{namespace}"'
+    return labels
+
+
+def queries(model: str, version: int, window: str, namespace: str | None = None) -> dict[str, str]:
+    sel = _selector(model, version, namespace)
+    return {
+        "requests": f"sum(rate(modelwerk_requests_total{{{sel}}}[{window}]))",
+        "errors": f'sum(rate(modelwerk_requests_total{{{sel},outcome="server_error"}}[{window}]))',
+        "p99": "histogram_quantile(0.99, sum by (le) "
+        f"(rate(modelwerk_request_duration_seconds_bucket{{{sel}}}[{window}])))",
+    }
+
+
+async def _scalar(session: aiohttp.ClientSession, base: str, query: str) -> float | None:
+    async with session.get(f"{base.rstrip('/')}/api/v1/query", params={"query": query}) as resp:
+        if resp.status != 200:
+            raise PrometheusError(f"Prometheus answered {resp.status} to {query!r}")
+        body = await resp.json()
+    if body.get("status") != "success":
+        raise PrometheusError(f"Prometheus query failed: {body.get('error')}")
+    result = body["data"]["result"]
+    if not result:
+        return None
+    value = float(result[0]["value"][1])
+    return None if math.isnan(value) else value
+
+
+async def measure_canary(
+    base_url: str, model: str, version: int, window: str, namespace: str | None = None
+) -> CanaryMeasurement:
+    q = queries(model, version, window, namespace)
+    timeout = aiohttp.ClientTimeout(total=15)
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            requests = await _scalar(session, base_url, q["requests"]) or 0.0
+            errors = await _scalar(session, base_url, q["errors"]) or 0.0
+            p99 = await _scalar(session, base_url, q["p99"])
+    except (aiohttp.ClientError, TimeoutError) as err:
+        raise PrometheusError(f"Prometheus at {base_url} unreachable: {err}") from err
+    rate = (100.0 * errors / requests) if requests > 0 else None
+    return CanaryMeasurement(
+        requests=requests,
+        error_rate_percent=rate,
+        latency_p99_ms=None if p99 is None else p99 * 1000.0,
+    )

@@ -1,0 +1,95 @@
+"""What every reconciler does the same way: build status on top of the stored one, post an
+Event per transition, and apply a set of children, writing only those whose spec changed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from modelwerk import constants
+from modelwerk.runtime import Runtime
+from modelwerk.status import ConditionStatus, get_condition, now, set_condition
+from modelwerk.store import key_of
+
+SPEC_HASH = f"{constants.LABEL_PREFIX}/spec-hash"
+
+
+class StatusBuilder:
+    """Accumulates conditions on top of the stored status; lastTransitionTime moves on flips only."""
+
+    def __init__(self, body: Mapping[str, Any]) -> None:
+        self.old: dict[str, Any] = dict(body.get("status") or {})
+        self.status: dict[str, Any] = dict(self.old)
+        self.generation = body["metadata"].get("generation")
+        self.at = now()
+
+    def condition(self, type_: str, ok: bool | None, reason: str, message: str) -> None:
+        value: ConditionStatus = "Unknown" if ok is None else ("True" if ok else "False")
+        self.status["conditions"] = set_condition(
+            self.status.get("conditions") or [], type_, value, reason, message,
+            self.generation, at=self.at,
+        )
+
+    def finish(self, phase: str) -> dict[str, Any]:
+        self.status["phase"] = phase
+        self.status["observedGeneration"] = self.generation
+        return self.status
+
+
+async def post_transitions(
+    rt: Runtime,
+    body: Mapping[str, Any],
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    *,
+    bad_when_true: Iterable[str] = ("Failed", "Degraded"),
+    skip: Iterable[str] = (),
+) -> None:
+    """One Event per condition whose status or reason changed: Warning for bad news."""
+    bad_true, skipped = set(bad_when_true), set(skip)
+    for cond in new.get("conditions") or []:
+        if cond["type"] in skipped:
+            continue
+        before = get_condition(old.get("conditions") or [], cond["type"])
+        if before is not None and (before.get("status"), before.get("reason")) == (
+            cond["status"], cond["reason"]
+        ):
+            continue
+        is_true = cond["status"] == "True"
+        bad = is_true if cond["type"] in bad_true else cond["status"] == "False"
+        await rt.kube.event(
+            body,
+            reason=str(cond["reason"]),
+            message=f"{cond['type']}={cond['status']}: {cond.get('message') or cond['reason']}",
+            type_="Warning" if bad else "Normal",
+        )
+
+
+async def apply_children(
+    rt: Runtime,
+    store_kind: str,
+    desired: Sequence[Mapping[str, Any]],
+    observed: Sequence[Mapping[str, Any]],
+    *,
+    prune: bool = True,
+) -> list[Mapping[str, Any]]:
+    """Server-side applies each desired child whose spec hash differs from what is observed, and
+    deletes observed children no longer desired. Returns the children as they now are."""
+    by_name = {o["metadata"]["name"]: o for o in observed}
+    result: list[Mapping[str, Any]] = []
+    for manifest in desired:
+        name = manifest["metadata"]["name"]
+        current = by_name.pop(name, None)
+        want = (manifest["metadata"].get("annotations") or {}).get(SPEC_HASH)
+        have = ((current or {}).get("metadata", {}).get("annotations") or {}).get(SPEC_HASH)
+        if current is not None and want is not None and want == have:
+            result.append(current)
+            continue
+        applied = await rt.kube.apply(manifest)
+        result.append(rt.store(store_kind).upsert(applied))
+    if prune:
+        for name, leftover in by_name.items():
+            meta = leftover["metadata"]
+            await rt.kube.delete(leftover["apiVersion"], leftover["kind"], name, meta["namespace"])
+            rt.store(store_kind).remove(key_of(leftover))
+    return result
