@@ -1,4 +1,4 @@
-"""The operator's HTTP endpoint: Prometheus metrics (and, later, the Alertmanager receiver).
+"""The operator's HTTP endpoint: Prometheus metrics and the Alertmanager webhook receiver.
 
 Liveness is kopf's own endpoint on a separate port (see cli.py); keeping metrics apart means a
 slow scrape can never fail a liveness probe.
@@ -9,7 +9,8 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from modelwerk import metrics
+from modelwerk import metrics, webhook
+from modelwerk.runtime import Runtime
 
 
 async def _metrics(_: web.Request) -> web.Response:
@@ -17,9 +18,10 @@ async def _metrics(_: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def build_app() -> web.Application:
-    app = web.Application()
+def build_app(rt: Runtime) -> web.Application:
+    app = web.Application(client_max_size=webhook.MAX_BODY)
     app.router.add_get("/metrics", _metrics)
+    app.router.add_post(webhook.PATH, webhook.handler(rt))
     return app
 
 

@@ -6,6 +6,7 @@ Created at start-up and kept in kopf's `memo`, so handlers reach it without modu
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 from modelwerk.config import OperatorConfig
@@ -23,6 +24,11 @@ class Runtime:
     stores: dict[str, Store] = field(default_factory=dict)
     queues: dict[str, WorkQueue] = field(default_factory=dict)
     _crds: dict[str, tuple[bool, float]] = field(default_factory=dict)
+    _locks: dict[Hashable, asyncio.Lock] = field(default_factory=dict)
+
+    def lock(self, key: Hashable) -> asyncio.Lock:
+        """One lock per key, for work that must not interleave (retrain triggers of a Model)."""
+        return self._locks.setdefault(key, asyncio.Lock())
 
     def store(self, kind: str) -> Store:
         return self.stores[kind]

@@ -159,6 +159,9 @@ class RetrainTrigger(StatusModel):
     training_run: str | None = None
     """The run the trigger started; none if it was skipped (cooldown, maxConcurrent)."""
     message: str | None = None
+    key: str | None = None
+    """Idempotency key (alert fingerprint and start, or the scheduled time): a repeated
+    delivery of the same alert finds its key here and starts nothing."""
 
 
 class RetrainStatus(StatusModel):

@@ -24,7 +24,7 @@ async def start(
     memo.runtime = build_runtime(Kube.connect(info), memo.config)
     memo.runtime.start()
     memo.http = await httpserver.start(
-        httpserver.build_app(), memo.config.http_host, memo.config.http_port
+        httpserver.build_app(memo.runtime), memo.config.http_host, memo.config.http_port
     )
 
 

@@ -15,7 +15,7 @@ SPEC_HASH = f"{constants.LABEL_PREFIX}/spec-hash"
 
 
 class StatusBuilder:
-    """Accumulates conditions on top of the stored status; lastTransitionTime moves on flips only."""
+    """Accumulates conditions over the stored status; lastTransitionTime moves on flips only."""
 
     def __init__(self, body: Mapping[str, Any]) -> None:
         self.old: dict[str, Any] = dict(body.get("status") or {})
@@ -26,8 +26,13 @@ class StatusBuilder:
     def condition(self, type_: str, ok: bool | None, reason: str, message: str) -> None:
         value: ConditionStatus = "Unknown" if ok is None else ("True" if ok else "False")
         self.status["conditions"] = set_condition(
-            self.status.get("conditions") or [], type_, value, reason, message,
-            self.generation, at=self.at,
+            self.status.get("conditions") or [],
+            type_,
+            value,
+            reason,
+            message,
+            self.generation,
+            at=self.at,
         )
 
     def finish(self, phase: str) -> dict[str, Any]:
@@ -52,7 +57,8 @@ async def post_transitions(
             continue
         before = get_condition(old.get("conditions") or [], cond["type"])
         if before is not None and (before.get("status"), before.get("reason")) == (
-            cond["status"], cond["reason"]
+            cond["status"],
+            cond["reason"],
         ):
             continue
         is_true = cond["status"] == "True"

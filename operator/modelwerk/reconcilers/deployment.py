@@ -97,8 +97,13 @@ async def reconcile(rt: Runtime, key: ObjectKey) -> float | None:
         return await _write(rt, body, sb, "Degraded")
     model_body = rt.store("Model").get((key[0], dep.spec.model))
     if model_body is None:
-        return await _blocked(rt, body, sb, "ModelNotFound",
-                              f"Model {dep.spec.model!r} does not exist in namespace {key[0]}")
+        return await _blocked(
+            rt,
+            body,
+            sb,
+            "ModelNotFound",
+            f"Model {dep.spec.model!r} does not exist in namespace {key[0]}",
+        )
     model_status = model_body.get("status") or {}
     try:
         target = resolve(model_status, dep.spec.model, dep.spec.version, dep.spec.alias)
@@ -144,17 +149,27 @@ async def _plan(
             sb.condition("CanaryAnalysis", False, err.reason, err.message)
             entry = None
         if entry is not None and int(entry["version"]) == int(target["version"]):
-            sb.condition("CanaryAnalysis", True, "SameAsStable",
-                         f"canary version {entry['version']} is already the stable version")
+            sb.condition(
+                "CanaryAnalysis",
+                True,
+                "SameAsStable",
+                f"canary version {entry['version']} is already the stable version",
+            )
         elif entry is not None and int(entry["version"]) in rejected:
-            sb.condition("CanaryAnalysis", False, "PreviouslyRejected",
-                         f"version {entry['version']} was rolled back by analysis earlier; "
-                         "it is not tried again on this Deployment")
+            sb.condition(
+                "CanaryAnalysis",
+                False,
+                "PreviouslyRejected",
+                f"version {entry['version']} was rolled back by analysis earlier; "
+                "it is not tried again on this Deployment",
+            )
         elif entry is not None:
             await _plan_canary(rt, dep, sb, plan, entry, rejected)
     current_number = sb.old.get("currentVersion")
     if current_number is not None and int(current_number) != int(plan.target["version"]):
-        plan.previous = registry.find_number(model_status.get("versions") or [], int(current_number))
+        plan.previous = registry.find_number(
+            model_status.get("versions") or [], int(current_number)
+        )
     sb.status["rejectedVersions"] = rejected
     return plan
 
@@ -175,16 +190,28 @@ async def _plan_canary(
     if step.needs_measurement:
         interval = dep.spec.canary.analysis.interval if dep.spec.canary.analysis else "1m"
         if not rt.config.prometheus_url:
-            sb.condition("CanaryAnalysis", False, "NoPrometheus",
-                         "canary analysis needs the operator's --prometheus-url")
+            sb.condition(
+                "CanaryAnalysis",
+                False,
+                "NoPrometheus",
+                "canary analysis needs the operator's --prometheus-url",
+            )
             plan.requeue_after = 60.0
-            step = canary_plan.CanaryPlan(number, CanaryState.PROGRESSING, step.traffic_percent,
-                                          step=step.step, step_started_at=step.step_started_at)
+            step = canary_plan.CanaryPlan(
+                number,
+                CanaryState.PROGRESSING,
+                step.traffic_percent,
+                step=step.step,
+                step_started_at=step.step_started_at,
+            )
         else:
             try:
                 measured = await promql.measure_canary(
-                    rt.config.prometheus_url, dep.spec.model, number, interval,
-                    rt.config.prometheus_namespace_label and dep.metadata.namespace,
+                    rt.config.prometheus_url,
+                    dep.spec.model,
+                    number,
+                    interval,
+                    dep.metadata.namespace if rt.config.prometheus_namespace_label else None,
                 )
             except promql.PrometheusError as err:
                 sb.condition("CanaryAnalysis", False, "PrometheusUnavailable", str(err))
@@ -200,24 +227,37 @@ async def _plan_canary(
         if number not in rejected:
             rejected.append(number)
             plan.events.append(("CanaryRolledBack", f"version {number}: {step.breach}", "Warning"))
-        sb.condition("CanaryAnalysis", False, "RolledBack",
-                     f"version {number} rolled back: {step.breach}")
+        sb.condition(
+            "CanaryAnalysis", False, "RolledBack", f"version {number} rolled back: {step.breach}"
+        )
         return
     if step.state == CanaryState.PROMOTED:
         if (previous or {}).get("state") != str(CanaryState.PROMOTED):
             plan.events.append(("CanaryPromoted", f"version {number} passed every step", "Normal"))
-        sb.condition("CanaryAnalysis", True, "Promoted",
-                     f"version {number} passed every analysis step and serves all traffic")
+        sb.condition(
+            "CanaryAnalysis",
+            True,
+            "Promoted",
+            f"version {number} passed every analysis step and serves all traffic",
+        )
         plan.target = entry
         return
     plan.canary = entry
     plan.canary_percent = step.traffic_percent
     if dep.spec.canary.analysis is None:
-        sb.condition("CanaryAnalysis", True, "NoAnalysis",
-                     f"version {number} gets {step.traffic_percent}% of traffic")
+        sb.condition(
+            "CanaryAnalysis",
+            True,
+            "NoAnalysis",
+            f"version {number} gets {step.traffic_percent}% of traffic",
+        )
     elif step.measured is not None or (previous or {}).get("version") != number:
-        sb.condition("CanaryAnalysis", True, "Progressing",
-                     f"version {number} at step {step.step}: {step.traffic_percent}% of traffic")
+        sb.condition(
+            "CanaryAnalysis",
+            True,
+            "Progressing",
+            f"version {number} at step {step.step}: {step.traffic_percent}% of traffic",
+        )
 
 
 async def _runtime(rt: Runtime, dep: Deployment) -> ServingRuntime:
@@ -241,53 +281,88 @@ async def _reconcile_native(
     served = [served_version(plan.target, "stable", stable_replicas)]
     if plan.canary is not None:
         served.append(served_version(plan.canary, "canary", canary_replicas))
-    observed = {int(d["metadata"]["labels"][constants.LABEL_MODEL_VERSION]): d
-                for d in _owned(rt, "apps/Deployment", key)}
+    observed = {
+        int(d["metadata"]["labels"][constants.LABEL_MODEL_VERSION]): d
+        for d in _owned(rt, "apps/Deployment", key)
+    }
     target_number = int(plan.target["version"])
     target_ready = _available(observed.get(target_number), stable_replicas)
     keep_previous = plan.previous is not None and not target_ready
     if keep_previous and plan.previous is not None:
         served.append(served_version(plan.previous, "stable", dep.spec.replicas))
 
-    desired = [serving.with_spec_hash(serving.build_version_deployment(dep, body, s, image))
-               for s in served]
-    deployments = await apply_children(rt, "apps/Deployment", desired,
-                                       _owned(rt, "apps/Deployment", key))
-    await apply_children(rt, "Service", [serving.with_spec_hash(serving.build_service(dep, body))],
-                         _owned(rt, "Service", key))
+    desired = [
+        serving.with_spec_hash(serving.build_version_deployment(dep, body, s, image))
+        for s in served
+    ]
+    deployments = await apply_children(
+        rt, "apps/Deployment", desired, _owned(rt, "apps/Deployment", key)
+    )
+    await apply_children(
+        rt,
+        "Service",
+        [serving.with_spec_hash(serving.build_service(dep, body))],
+        _owned(rt, "Service", key),
+    )
     hpas = [h for s in served if (h := serving.build_hpa(dep, body, s)) is not None]
-    await apply_children(rt, "HorizontalPodAutoscaler", [serving.with_spec_hash(h) for h in hpas],
-                         _owned(rt, "HorizontalPodAutoscaler", key))
+    await apply_children(
+        rt,
+        "HorizontalPodAutoscaler",
+        [serving.with_spec_hash(h) for h in hpas],
+        _owned(rt, "HorizontalPodAutoscaler", key),
+    )
     pdb = serving.build_pdb(dep, body)
-    await apply_children(rt, "PodDisruptionBudget",
-                         [serving.with_spec_hash(pdb)] if pdb is not None else [],
-                         _owned(rt, "PodDisruptionBudget", key))
+    await apply_children(
+        rt,
+        "PodDisruptionBudget",
+        [serving.with_spec_hash(pdb)] if pdb is not None else [],
+        _owned(rt, "PodDisruptionBudget", key),
+    )
     await _prune(rt, ("SeldonDeployment",), key)
 
     sb.status["replicas"] = sum(s.replicas for s in served)
-    sb.status["readyReplicas"] = sum(int((d.get("status") or {}).get("readyReplicas") or 0)
-                                     for d in deployments)
-    by_number = {int(d["metadata"]["labels"][constants.LABEL_MODEL_VERSION]): d for d in deployments}
+    sb.status["readyReplicas"] = sum(
+        int((d.get("status") or {}).get("readyReplicas") or 0) for d in deployments
+    )
+    by_number = {
+        int(d["metadata"]["labels"][constants.LABEL_MODEL_VERSION]): d for d in deployments
+    }
     failure = _failed(by_number.get(target_number))
     if target_ready:
         return _serving(sb, plan, plan.target)
     if failure is not None:
-        sb.condition("Degraded", True, "VersionNotReady",
-                     f"version {target_number} does not become ready: {failure}")
+        sb.condition(
+            "Degraded",
+            True,
+            "VersionNotReady",
+            f"version {target_number} does not become ready: {failure}",
+        )
         if plan.previous is not None:
-            sb.condition("Ready", True, "ServingPrevious",
-                         f"version {plan.previous['version']} keeps serving")
+            sb.condition(
+                "Ready",
+                True,
+                "ServingPrevious",
+                f"version {plan.previous['version']} keeps serving",
+            )
             _lineage(sb, plan.previous)
             return "Degraded"
         sb.condition("Ready", False, "VersionNotReady", failure)
         return "Degraded"
-    sb.condition("Progressing", True, "RollingOut",
-                 f"waiting for version {target_number} to become ready "
-                 f"({(by_number.get(target_number, {}).get('status') or {}).get('readyReplicas') or 0}"
-                 f"/{stable_replicas} ready)")
+    sb.condition(
+        "Progressing",
+        True,
+        "RollingOut",
+        f"waiting for version {target_number} to become ready "
+        f"({(by_number.get(target_number, {}).get('status') or {}).get('readyReplicas') or 0}"
+        f"/{stable_replicas} ready)",
+    )
     if plan.previous is not None:
-        sb.condition("Ready", True, "ServingPrevious",
-                     f"version {plan.previous['version']} serves until {target_number} is ready")
+        sb.condition(
+            "Ready",
+            True,
+            "ServingPrevious",
+            f"version {plan.previous['version']} serves until {target_number} is ready",
+        )
         return "Progressing"
     sb.condition("Ready", False, "RollingOut", f"version {target_number} is not ready yet")
     return "Progressing"
@@ -310,15 +385,25 @@ async def _reconcile_seldon(
     total = dep.spec.replicas
     stable = served_version(plan.target, "stable", total)
     canary = served_version(plan.canary, "canary", total) if plan.canary is not None else None
-    desired = serving.with_spec_hash(seldon.build_seldon_deployment(
-        dep, body, stable, canary, plan.canary_percent if canary is not None else 0,
-        rt.config.serving_image))
-    children = await apply_children(rt, "SeldonDeployment", [desired],
-                                    _owned(rt, "SeldonDeployment", key))
+    desired = serving.with_spec_hash(
+        seldon.build_seldon_deployment(
+            dep,
+            body,
+            stable,
+            canary,
+            plan.canary_percent if canary is not None else 0,
+            rt.config.serving_image,
+        )
+    )
+    children = await apply_children(
+        rt, "SeldonDeployment", [desired], _owned(rt, "SeldonDeployment", key)
+    )
     await _prune(rt, NATIVE_STORES, key)
     status = (children[0].get("status") or {}) if children else {}
     sb.status["replicas"] = total + (total if canary is not None else 0)
-    sb.status["readyReplicas"] = int(status.get("replicas") or 0) if status.get("state") == "Available" else 0
+    sb.status["readyReplicas"] = (
+        int(status.get("replicas") or 0) if status.get("state") == "Available" else 0
+    )
     state = status.get("state")
     if state == "Available":
         return _serving(sb, plan, plan.target)
@@ -326,9 +411,13 @@ async def _reconcile_seldon(
         sb.condition("Degraded", True, "SeldonFailed", str(status.get("description") or "Failed"))
         sb.condition("Ready", False, "SeldonFailed", str(status.get("description") or "Failed"))
         return "Degraded"
-    sb.condition("Progressing", True, "WaitingForSeldon",
-                 f"SeldonDeployment {dep.metadata.name} is {state or 'not yet reported on'} "
-                 "by Seldon Core's controller")
+    sb.condition(
+        "Progressing",
+        True,
+        "WaitingForSeldon",
+        f"SeldonDeployment {dep.metadata.name} is {state or 'not yet reported on'} "
+        "by Seldon Core's controller",
+    )
     sb.condition("Ready", False, "WaitingForSeldon", "the SeldonDeployment is not Available yet")
     return "Progressing"
 
@@ -346,9 +435,11 @@ def _available(deployment: Mapping[str, Any] | None, replicas: int) -> bool:
         return False
     status = deployment.get("status") or {}
     generation = deployment["metadata"].get("generation") or 0
-    return (int(status.get("observedGeneration") or 0) >= int(generation)
-            and int(status.get("updatedReplicas") or 0) >= replicas
-            and int(status.get("availableReplicas") or 0) >= replicas)
+    return (
+        int(status.get("observedGeneration") or 0) >= int(generation)
+        and int(status.get("updatedReplicas") or 0) >= replicas
+        and int(status.get("availableReplicas") or 0) >= replicas
+    )
 
 
 def _failed(deployment: Mapping[str, Any] | None) -> str | None:
@@ -373,11 +464,15 @@ async def _blocked(
     sb.condition("Ready", False, reason, message)
     serving_now = sb.old.get("currentVersion") is not None
     if serving_now:
-        sb.condition("Degraded", True, reason, f"{message}; version {sb.old['currentVersion']} keeps serving")
+        sb.condition(
+            "Degraded", True, reason, f"{message}; version {sb.old['currentVersion']} keeps serving"
+        )
     return await _write(rt, body, sb, "Degraded" if serving_now else "Pending")
 
 
-async def _write(rt: Runtime, body: Mapping[str, Any], sb: StatusBuilder, phase: str) -> float | None:
+async def _write(
+    rt: Runtime, body: Mapping[str, Any], sb: StatusBuilder, phase: str
+) -> float | None:
     from modelwerk.status import status_changed
 
     status = sb.finish(phase)

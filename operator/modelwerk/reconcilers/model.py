@@ -8,6 +8,7 @@ from typing import Any
 
 from modelwerk import k8s, registry
 from modelwerk.api.model import Model
+from modelwerk.reconcilers import retrain as retrain_reconciler
 from modelwerk.runtime import Runtime
 from modelwerk.status import now, set_condition, status_changed
 from modelwerk.store import ObjectKey
@@ -71,12 +72,12 @@ async def reconcile(rt: Runtime, key: ObjectKey) -> float | None:
     body = rt.store(KIND).get(key)
     if body is None:
         return None
-    await write_status(rt, body)
-    return None
+    updated = await write_status(rt, body)
+    return await retrain_reconciler.on_schedule(rt, updated)
 
 
 async def write_status(rt: Runtime, body: Mapping[str, Any]) -> Mapping[str, Any]:
-    return await _compare_and_swap(rt, body, lambda current: desired_status(current, now()))
+    return await compare_and_swap(rt, body, lambda current: desired_status(current, now()))
 
 
 async def register_version(
@@ -92,14 +93,14 @@ async def register_version(
             return None
         return desired_status(current, now(), {**entry, "version": registry.next_number(versions)})
 
-    updated = await _compare_and_swap(rt, body, compute)
+    updated = await compare_and_swap(rt, body, compute)
     version = registry.find_by_uid((updated.get("status") or {}).get("versions") or [], uid)
     if version is None:
         raise RuntimeError(f"version of run {uid} missing after registration")
     return version
 
 
-async def _compare_and_swap(
+async def compare_and_swap(
     rt: Runtime,
     body: Mapping[str, Any],
     compute: Callable[[Mapping[str, Any]], dict[str, Any] | None],
