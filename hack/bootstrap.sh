@@ -37,7 +37,7 @@ fi
 
 # Debian packages: promtool, Prometheus and Alertmanager for the monitoring tests.
 missing=()
-for pkg in ${MODELWERK_APT_PACKAGES:-}; do
+for pkg in ${MODELWERK_APT_PACKAGES:-prometheus prometheus-alertmanager}; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -6,6 +6,7 @@
 #   hack/cluster.sh up      build (first time: 15-30 min), start, wait until nodes are Ready
 #   hack/cluster.sh down    stop and delete the cluster
 #   hack/cluster.sh env     print `export KUBECONFIG=... PATH=...` for this cluster
+#   hack/cluster.sh audit-log   where the audit log is (clusters started with MODELWERK_AUDIT=1)
 #
 # MODELWERK_CACHE (default ~/.cache/modelwerk) holds binaries and cluster state;
 # MODELWERK_CLUSTER (default modelwerk) names the cluster.
@@ -43,7 +44,11 @@ up() {
   mkdir -p "$(dirname "$kubeconfig")"
   rm -f "$kubeconfig"
   say "starting $name: etcd $ETCD_VERSION, kubernetes $KUBE_VERSION, kwok $KWOK_VERSION"
-  KWOK_KUBE_VERSION=$KUBE_VERSION kwokctl --name "$name" create cluster \
+  local extra=()
+  if [ "${MODELWERK_AUDIT:-}" = 1 ]; then
+    extra+=(--kube-audit-policy "$here/kwok/audit-policy.yaml")
+  fi
+  KWOK_KUBE_VERSION=$KUBE_VERSION kwokctl --name "$name" create cluster "${extra[@]}" \
     --config "$here/kwok/kwokctl.yaml" \
     --config "$here/kwok/stages.yaml" \
     --kubeconfig "$kubeconfig" \
@@ -72,5 +77,6 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   env) echo "export KUBECONFIG=$kubeconfig PATH=$bin:\$PATH" ;;
-  *) echo "usage: $0 up|down|env" >&2; exit 2 ;;
+  audit-log) echo "$KWOK_WORKDIR/clusters/$name/logs/audit.log" ;;
+  *) echo "usage: $0 up|down|env|audit-log" >&2; exit 2 ;;
 esac

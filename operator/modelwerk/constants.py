@@ -28,6 +28,8 @@ LABEL_MODEL_VERSION: Final = f"{LABEL_PREFIX}/model-version"
 LABEL_TRACK: Final = f"{LABEL_PREFIX}/track"  # stable | canary
 
 ANNOTATION_RETRAIN_TRIGGER: Final = f"{LABEL_PREFIX}/retrain-trigger"
+# A hash of what the operator last applied to a child: equal hash, no write.
+ANNOTATION_SPEC_HASH: Final = f"{LABEL_PREFIX}/spec-hash"
 
 # The training container's termination message carries the run's report (metrics, artifact,
 # baseline) back to the operator; Kubernetes caps it at 4096 bytes.

@@ -9,10 +9,9 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-T = TypeVar("T")
 
 
 class KubectlError(Exception):
@@ -63,7 +62,7 @@ def apply(manifest: dict[str, Any] | str, namespace: str | None = None, *extra: 
     return kubectl(*args, input=text)
 
 
-def wait_for(
+def wait_for[T](
     what: str,
     probe: Callable[[], T | None],
     *,

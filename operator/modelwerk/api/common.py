@@ -292,9 +292,9 @@ class Baseline(ApiModel):
     features: Annotated[
         dict[Annotated[str, Field(max_length=128)], FeatureStats], Field(max_length=256)
     ] = Field(default_factory=dict)
-    feature_order: Annotated[list[Annotated[str, Field(max_length=128)]], Field(max_length=256)] = (
-        Field(default_factory=list)
-    )
+    feature_order: (
+        Annotated[list[Annotated[str, Field(max_length=128)]], Field(max_length=256)] | None
+    ) = None
     """The model's input columns in order (a map's keys lose their order in the apiserver)."""
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 from pathlib import PurePosixPath
+from typing import Any
 
 from modelwerk import constants, sdk
 from modelwerk.api.model import Model
@@ -83,9 +84,7 @@ def job_name(run: TrainingRun) -> str:
     return run.metadata.name or ""
 
 
-def build_job(
-    run: TrainingRun, owner: Mapping[str, Any], model: Model | None = None
-) -> Manifest:
+def build_job(run: TrainingRun, owner: Mapping[str, Any], model: Model | None = None) -> Manifest:
     output = output_location(run, model)
     params = run_params(run, output)
     name = job_name(run)
@@ -133,7 +132,7 @@ def build_job(
         "image": run.spec.image,
         "env": env,
         "volumeMounts": mounts,
-        "securityContext": CONTAINER_SECURITY_CONTEXT,
+        "securityContext": copy.deepcopy(CONTAINER_SECURITY_CONTEXT),
         "terminationMessagePath": constants.TERMINATION_MESSAGE_PATH,
         # File, not FallbackToLogsOnError: a log tail must never pass for a missing report.
         "terminationMessagePolicy": "File",
@@ -151,7 +150,7 @@ def build_job(
 
     pod_spec: Manifest = {
         "restartPolicy": "Never",
-        "securityContext": POD_SECURITY_CONTEXT,
+        "securityContext": copy.deepcopy(POD_SECURITY_CONTEXT),
         "containers": [container],
         "volumes": volumes,
         "enableServiceLinks": False,
@@ -170,7 +169,7 @@ def build_job(
         # completion, so no Job TTL: the run's own TTL deletes the run and, with it, the Job.
         "template": {
             "metadata": {
-                "labels": labels,
+                "labels": dict(labels),
                 "annotations": {ANNOTATION_PARAMS: params.to_json()},
             },
             "spec": pod_spec,

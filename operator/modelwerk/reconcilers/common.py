@@ -11,7 +11,7 @@ from modelwerk.runtime import Runtime
 from modelwerk.status import ConditionStatus, get_condition, now, set_condition
 from modelwerk.store import key_of
 
-SPEC_HASH = f"{constants.LABEL_PREFIX}/spec-hash"
+SPEC_HASH = constants.ANNOTATION_SPEC_HASH
 
 
 class StatusBuilder:

@@ -57,7 +57,9 @@ def resolve(
     return entry
 
 
-def served_version(entry: Mapping[str, Any], track: str, replicas: int) -> serving.ServedVersion:
+def served_version(
+    entry: Mapping[str, Any], track: str, replicas: int, storage_secret: str | None = None
+) -> serving.ServedVersion:
     baseline = entry.get("baseline") or {}
     # The report's column order when recorded; sorted names are the best guess otherwise.
     features = baseline.get("featureOrder") or sorted(baseline.get("features") or {})
@@ -68,6 +70,7 @@ def served_version(entry: Mapping[str, Any], track: str, replicas: int) -> servi
         feature_names=tuple(features),
         track=track,  # type: ignore[arg-type]
         replicas=replicas,
+        storage_secret=storage_secret,
     )
 
 
@@ -266,6 +269,13 @@ async def _runtime(rt: Runtime, dep: Deployment) -> ServingRuntime:
     return ServingRuntime.SELDON if await rt.crd_installed(SELDON_CRD) else ServingRuntime.NATIVE
 
 
+def _storage_secret(rt: Runtime, dep: Deployment) -> str | None:
+    """The Model's storage credentials Secret (same namespace), for s3:// artifacts."""
+    model = rt.store("Model").get((dep.metadata.namespace or "", dep.spec.model)) or {}
+    name = ((model.get("spec") or {}).get("storage") or {}).get("secretRef", {}).get("name")
+    return str(name) if name else None
+
+
 def _owned(rt: Runtime, store: str, key: ObjectKey) -> list[Mapping[str, Any]]:
     return list(rt.store(store).by_index("owner", key))
 
@@ -275,12 +285,12 @@ async def _reconcile_native(
 ) -> str:
     key = (dep.metadata.namespace or "", dep.metadata.name or "")
     image = rt.config.serving_image
-    stable_replicas, canary_replicas = serving.split_replicas(
-        dep.spec.replicas, plan.canary_percent if plan.canary is not None else 0
-    )
-    served = [served_version(plan.target, "stable", stable_replicas)]
+    canary_percent = plan.canary_percent if plan.canary is not None else 0
+    stable_replicas, canary_replicas = serving.split_replicas(dep.spec.replicas, canary_percent)
+    secret = _storage_secret(rt, dep)
+    served = [served_version(plan.target, "stable", stable_replicas, secret)]
     if plan.canary is not None:
-        served.append(served_version(plan.canary, "canary", canary_replicas))
+        served.append(served_version(plan.canary, "canary", canary_replicas, secret))
     observed = {
         int(d["metadata"]["labels"][constants.LABEL_MODEL_VERSION]): d
         for d in _owned(rt, "apps/Deployment", key)
@@ -289,33 +299,34 @@ async def _reconcile_native(
     target_ready = _available(observed.get(target_number), stable_replicas)
     keep_previous = plan.previous is not None and not target_ready
     if keep_previous and plan.previous is not None:
-        served.append(served_version(plan.previous, "stable", dep.spec.replicas))
+        served.append(served_version(plan.previous, "stable", dep.spec.replicas, secret))
 
-    desired = [
-        serving.with_spec_hash(serving.build_version_deployment(dep, body, s, image))
-        for s in served
-    ]
+    desired = [serving.build_version_deployment(dep, body, s, image) for s in served]
     deployments = await apply_children(
         rt, "apps/Deployment", desired, _owned(rt, "apps/Deployment", key)
     )
     await apply_children(
         rt,
         "Service",
-        [serving.with_spec_hash(serving.build_service(dep, body))],
+        [serving.build_service(dep, body)],
         _owned(rt, "Service", key),
     )
-    hpas = [h for s in served if (h := serving.build_hpa(dep, body, s)) is not None]
+    hpas = [
+        h
+        for s in served
+        if (h := serving.build_hpa(dep, body, s, canary_percent=canary_percent)) is not None
+    ]
     await apply_children(
         rt,
         "HorizontalPodAutoscaler",
-        [serving.with_spec_hash(h) for h in hpas],
+        [(h) for h in hpas],
         _owned(rt, "HorizontalPodAutoscaler", key),
     )
     pdb = serving.build_pdb(dep, body)
     await apply_children(
         rt,
         "PodDisruptionBudget",
-        [serving.with_spec_hash(pdb)] if pdb is not None else [],
+        [(pdb)] if pdb is not None else [],
         _owned(rt, "PodDisruptionBudget", key),
     )
     await _prune(rt, ("SeldonDeployment",), key)
@@ -383,24 +394,30 @@ async def _reconcile_seldon(
 ) -> str:
     key = (dep.metadata.namespace or "", dep.metadata.name or "")
     total = dep.spec.replicas
-    stable = served_version(plan.target, "stable", total)
-    canary = served_version(plan.canary, "canary", total) if plan.canary is not None else None
-    desired = serving.with_spec_hash(
-        seldon.build_seldon_deployment(
-            dep,
-            body,
-            stable,
-            canary,
-            plan.canary_percent if canary is not None else 0,
-            rt.config.serving_image,
-        )
+    canary_percent = plan.canary_percent if plan.canary is not None else 0
+    # Seldon splits traffic by weight; replicas follow the same split so capacity stays `total`.
+    stable_replicas, canary_replicas = serving.split_replicas(total, canary_percent)
+    secret = _storage_secret(rt, dep)
+    stable = served_version(plan.target, "stable", stable_replicas, secret)
+    canary = (
+        served_version(plan.canary, "canary", canary_replicas, secret)
+        if plan.canary is not None
+        else None
+    )
+    desired = seldon.build_seldon_deployment(
+        dep,
+        body,
+        stable,
+        canary,
+        plan.canary_percent if canary is not None else 0,
+        rt.config.serving_image,
     )
     children = await apply_children(
         rt, "SeldonDeployment", [desired], _owned(rt, "SeldonDeployment", key)
     )
     await _prune(rt, NATIVE_STORES, key)
     status = (children[0].get("status") or {}) if children else {}
-    sb.status["replicas"] = total + (total if canary is not None else 0)
+    sb.status["replicas"] = stable_replicas + (canary_replicas if canary is not None else 0)
     sb.status["readyReplicas"] = (
         int(status.get("replicas") or 0) if status.get("state") == "Available" else 0
     )
