@@ -68,48 +68,85 @@ def plan(
     prev = dict(previous or {})
     if prev.get("version") != version or prev.get("state") is None:
         # A new canary version starts the analysis from its first step.
-        return CanaryPlan(version, CanaryState.PROGRESSING, steps[0], step=0,
-                          step_started_at=_iso(at), requeue_after=_seconds(analysis.interval))
+        return CanaryPlan(
+            version,
+            CanaryState.PROGRESSING,
+            steps[0],
+            step=0,
+            step_started_at=_iso(at),
+            requeue_after=_seconds(analysis.interval),
+        )
     state = CanaryState(prev["state"])
     if state == CanaryState.PROMOTED:
-        return CanaryPlan(version, state, 100, step=len(steps) - 1,
-                          step_started_at=prev.get("stepStartedAt"))
+        return CanaryPlan(
+            version, state, 100, step=len(steps) - 1, step_started_at=prev.get("stepStartedAt")
+        )
     if state == CanaryState.ROLLED_BACK:
-        return CanaryPlan(version, state, 0, step=prev.get("step"),
-                          step_started_at=prev.get("stepStartedAt"))
+        return CanaryPlan(
+            version, state, 0, step=prev.get("step"), step_started_at=prev.get("stepStartedAt")
+        )
     step = int(prev.get("step") or 0)
     started = _parse(prev.get("stepStartedAt") or _iso(at))
     interval = _seconds(analysis.interval)
     remaining = (started + dt.timedelta(seconds=interval) - at).total_seconds()
-    current = CanaryPlan(version, state, steps[step], step=step,
-                         step_started_at=prev.get("stepStartedAt"))
+    current = CanaryPlan(
+        version, state, steps[step], step=step, step_started_at=prev.get("stepStartedAt")
+    )
     if remaining > 0:
         return _with(current, requeue_after=remaining)
     if measured is None:
         return _with(current, needs_measurement=True)
     breach = _breach(canary, measured)
     if breach is not None:
-        return CanaryPlan(version, CanaryState.ROLLED_BACK, 0, step=step,
-                          step_started_at=prev.get("stepStartedAt"), measured=measured, breach=breach)
+        return CanaryPlan(
+            version,
+            CanaryState.ROLLED_BACK,
+            0,
+            step=step,
+            step_started_at=prev.get("stepStartedAt"),
+            measured=measured,
+            breach=breach,
+        )
     if step + 1 >= len(steps) or steps[step] >= 100:
-        return CanaryPlan(version, CanaryState.PROMOTED, 100, step=step,
-                          step_started_at=_iso(at), measured=measured)
-    return CanaryPlan(version, CanaryState.PROGRESSING, steps[step + 1], step=step + 1,
-                      step_started_at=_iso(at), measured=measured, requeue_after=interval)
+        return CanaryPlan(
+            version,
+            CanaryState.PROMOTED,
+            100,
+            step=step,
+            step_started_at=_iso(at),
+            measured=measured,
+        )
+    return CanaryPlan(
+        version,
+        CanaryState.PROGRESSING,
+        steps[step + 1],
+        step=step + 1,
+        step_started_at=_iso(at),
+        measured=measured,
+        requeue_after=interval,
+    )
 
 
 def _breach(canary: Canary, measured: CanaryMeasurement) -> str | None:
     analysis = canary.analysis
     assert analysis is not None
     problems = []
-    if (analysis.max_error_rate_percent is not None and measured.error_rate_percent is not None
-            and measured.error_rate_percent > analysis.max_error_rate_percent):
-        problems.append(f"error rate {measured.error_rate_percent:.2f}% > "
-                        f"{analysis.max_error_rate_percent:g}%")
-    if (analysis.max_latency_p99_ms is not None and measured.latency_p99_ms is not None
-            and measured.latency_p99_ms > analysis.max_latency_p99_ms):
-        problems.append(f"p99 latency {measured.latency_p99_ms:.1f} ms > "
-                        f"{analysis.max_latency_p99_ms} ms")
+    if (
+        analysis.max_error_rate_percent is not None
+        and measured.error_rate_percent is not None
+        and measured.error_rate_percent > analysis.max_error_rate_percent
+    ):
+        problems.append(
+            f"error rate {measured.error_rate_percent:.2f}% > {analysis.max_error_rate_percent:g}%"
+        )
+    if (
+        analysis.max_latency_p99_ms is not None
+        and measured.latency_p99_ms is not None
+        and measured.latency_p99_ms > analysis.max_latency_p99_ms
+    ):
+        problems.append(
+            f"p99 latency {measured.latency_p99_ms:.1f} ms > {analysis.max_latency_p99_ms} ms"
+        )
     return "; ".join(problems) or None
 
 

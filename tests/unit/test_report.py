@@ -85,17 +85,18 @@ def test_exactly_at_the_limit_is_accepted() -> None:
     assert parse_report(padded).artifact.uri.endswith("x")
 
 
+ARTIFACT = json.dumps({"uri": "u", "digest": DIGEST})
+
+
 @pytest.mark.parametrize(
     "text",
     [
         "{not json",
         "[1, 2]",
         '"a string"',
-        '{"v": 1, "metrics": {"accuracy": NaN}, "artifact": {"uri": "u", "digest": "%s"}}'
-        % DIGEST,
-        '{"v": 1, "metrics": {"loss": Infinity}, "artifact": {"uri": "u", "digest": "%s"}}'
-        % DIGEST,
-        '{"metrics": {}, "artifact": {"uri": "u", "digest": "%s"}}' % DIGEST,
+        f'{{"v": 1, "metrics": {{"accuracy": NaN}}, "artifact": {ARTIFACT}}}',
+        f'{{"v": 1, "metrics": {{"loss": Infinity}}, "artifact": {ARTIFACT}}}',
+        f'{{"metrics": {{}}, "artifact": {ARTIFACT}}}',
     ],
     ids=["syntax", "list", "string", "nan", "infinity", "no-version"],
 )

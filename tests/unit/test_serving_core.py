@@ -66,6 +66,7 @@ def test_predict_matches_sklearn(core: ModelCore, estimator: Any) -> None:
         ([[1, 2, None, 4]], "non-numeric value None"),
         ([[1, 2, True, 4]], "non-numeric value True"),
         ([[1, 2, float("nan"), 4]], "non-finite"),
+        ([[1, 2, 10**400, 4]], "non-finite"),
         ([[1, 2, 3, 4]] * 6, "exceed the limit of 5"),
     ],
 )
@@ -190,3 +191,23 @@ def test_seldon_metric_dicts_pass_seldons_validation(core: ModelCore) -> None:
     # Fresh tag dicts: Seldon writes "method" into them.
     again = seldon_metrics(model="iris", version="4", digest=DIGEST)
     assert all(item["tags"] is not again[0]["tags"] for item in items)
+
+
+def test_metric_names_import_without_numpy() -> None:
+    """The operator's monitoring builder imports the names; numpy is the ml extra's."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['numpy'] = None\n"
+        "from modelwerk.serving import metrics\n"
+        "print(metrics.FEATURE_COUNT_TOTAL, metrics.REQUESTS_TOTAL)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [
+        "modelwerk_feature_value_count_total",
+        "modelwerk_requests_total",
+    ]

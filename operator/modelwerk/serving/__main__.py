@@ -54,7 +54,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except cfg.ConfigError as err:
         log.error("%s", err)
         return cfg.EXIT_CONFIG
-    if (args.runtime or "native") == "seldon":
+    runtime = args.runtime or "native"
+    if runtime not in {"native", "seldon"}:
+        log.error("unknown runtime %r: expected native or seldon", runtime)
+        return cfg.EXIT_CONFIG
+    if runtime == "seldon":
         return _exec_seldon(config, passthrough)
     if passthrough:
         log.error("arguments after -- are for --runtime seldon only: %s", passthrough)
@@ -81,6 +85,8 @@ def _exec_seldon(config: cfg.ServerConfig, passthrough: list[str]) -> int:
             cfg.ENV_MODEL_VERSION: config.model_version,
         }
     )
+    # Seldon would otherwise also return the custom metrics (KiBs) to every client.
+    env.setdefault("INCLUDE_METRICS_IN_CLIENT_RESPONSE", "false")
     if config.feature_names:
         env[cfg.ENV_FEATURE_NAMES] = ",".join(config.feature_names)
     if config.artifact_dir:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -96,7 +97,7 @@ class ModelCore:
                 # bool is an int in Python but never a feature value in JSON.
                 if isinstance(value, bool) or not isinstance(value, int | float):
                     raise InvalidInput(f"instance {index} has a non-numeric value {value!r}")
-                if not math.isfinite(value):
+                if not _finite(value):
                     raise InvalidInput(f"instance {index} has a non-finite value {value!r}")
         if width == 0:
             raise InvalidInput("instances must have at least one feature")
@@ -133,6 +134,13 @@ class ModelCore:
         }
 
 
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond float range, e.g. 10**400
+        return False
+
+
 def _feature_names(
     estimator: Any, explicit: Sequence[str] | None, expected: int | None
 ) -> tuple[str, ...] | None:
@@ -156,7 +164,8 @@ def load_core(config: ServerConfig, *, s3_credentials: S3Credentials | None = No
     """Fetch, verify and load the artifact; raise ArtifactError if it must not be served."""
     import joblib
 
-    dest = config.artifact_dir or Path(tempfile.mkdtemp(prefix="modelwerk-artifact-"))
+    # Only remote URIs write here; local ones are read in place.
+    dest = config.artifact_dir or Path(tempfile.gettempdir()) / f"modelwerk-artifact-{os.getpid()}"
     path = fetch_artifact(config.model_uri, dest, s3_credentials=s3_credentials)
     verify_digest(path, config.digest)
     log.info("artifact %s verified (%s)", path, config.digest)

@@ -38,12 +38,14 @@ from __future__ import annotations
 
 from collections import Counter as Tally
 from collections.abc import Iterable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from modelwerk.serving.core import FeatureTotals, Inference
+if TYPE_CHECKING:
+    # Only for annotations: the operator imports the names below without numpy installed.
+    from modelwerk.serving.core import FeatureTotals, Inference
 
 # Family names without the "_total" that counters get on exposition.
 MODEL_INFO: Final = "modelwerk_model_info"
@@ -54,6 +56,15 @@ FEATURE_COUNT: Final = "modelwerk_feature_value_count"
 FEATURE_POSITIVE_SUM: Final = "modelwerk_feature_value_positive_sum"
 FEATURE_NEGATIVE_SUM: Final = "modelwerk_feature_value_negative_sum"
 FEATURE_SQUARES: Final = "modelwerk_feature_value_squares_sum"
+
+# The names as scraped, for whoever writes rules against them.
+REQUESTS_TOTAL: Final = f"{REQUESTS}_total"
+REQUEST_DURATION_BUCKET: Final = f"{REQUEST_DURATION}_bucket"
+PREDICTIONS_TOTAL: Final = f"{PREDICTIONS}_total"
+FEATURE_COUNT_TOTAL: Final = f"{FEATURE_COUNT}_total"
+FEATURE_POSITIVE_SUM_TOTAL: Final = f"{FEATURE_POSITIVE_SUM}_total"
+FEATURE_NEGATIVE_SUM_TOTAL: Final = f"{FEATURE_NEGATIVE_SUM}_total"
+FEATURE_SQUARES_SUM_TOTAL: Final = f"{FEATURE_SQUARES}_total"
 
 SUCCESS: Final = "success"
 CLIENT_ERROR: Final = "client_error"

@@ -24,7 +24,10 @@ Why these choices, from seldon_core 1.19's source:
   of modelwerk.serving.metrics travel as Seldon custom metrics;
 - ``predict_raw`` rather than ``predict``: with ``predict`` an exception skips the custom
   metrics, so client errors could not be counted. ``predict_raw`` answers every request itself,
-  errors included (``status.code`` becomes the HTTP status), with the metrics in ``meta``.
+  errors included (``status.code`` becomes the HTTP status), with the metrics in ``meta``;
+- set ``INCLUDE_METRICS_IN_CLIENT_RESPONSE=false`` in the container: Seldon's default (true)
+  also returns those metrics (a few KiB) to every client; the scrape endpoint gets them either
+  way.
 """
 
 from __future__ import annotations
