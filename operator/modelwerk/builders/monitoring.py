@@ -57,8 +57,8 @@ MONITORING_API_VERSION: Final = "monitoring.coreos.com/v1"
 COMPONENT: Final = "monitoring"
 
 # The model server's series (modelwerk.serving.metrics, as they appear on the scrape endpoint).
-# Kept here rather than imported: the serving package pulls numpy, the builders stay light. A
-# unit test keeps the two in step.
+# Kept here rather than imported: the builders depend on api and constants only (not on the
+# model server's package and prometheus_client). A unit test keeps the two in step.
 REQUESTS_TOTAL: Final = "modelwerk_requests_total"
 REQUEST_DURATION_BUCKET: Final = "modelwerk_request_duration_seconds_bucket"
 MODEL_INFO: Final = "modelwerk_model_info"
@@ -70,7 +70,7 @@ SERVER_ERROR: Final = "server_error"
 # Recording rule: live mean of each feature, by namespace, deployment, model, version, feature.
 FEATURE_MEAN_RECORD: Final = "modelwerk:feature_value_mean:rate10m"
 
-# Target labels the ServiceMonitor adds (see the module docstring).
+# Target labels the monitors add (see the module docstring).
 TARGET_DEPLOYMENT: Final = "modelwerk_deployment"
 TARGET_VERSION: Final = "modelwerk_version"
 TARGET_READY: Final = "modelwerk_ready"
