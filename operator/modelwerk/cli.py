@@ -31,6 +31,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     crds = sub.add_parser("crds", help="write the CRDs generated from the API models")
     crds.add_argument("-o", "--output", type=Path, default=Path("crds"))
 
+    rules = sub.add_parser(
+        "operator-rules", help="print the PrometheusRule that alerts on the operator itself"
+    )
+    rules.add_argument("-n", "--namespace", default="modelwerk-system")
+    rules.add_argument("--job", help="the operator's scrape job (a regex; default .*modelwerk.*)")
+    rules.add_argument("--label", action="append", default=[], help="k=v, for rule selectors")
+
     args = parser.parse_args(argv)
     if args.command == "run":
         _run(args)
@@ -39,6 +46,12 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         for path in write_crds(args.output):
             print(path)
+    elif args.command == "operator-rules":
+        from modelwerk.builders.operator_rules import operator_rules_yaml
+
+        labels = dict(item.split("=", 1) for item in args.label)
+        extra = {"job": args.job} if args.job else {}
+        print(operator_rules_yaml(args.namespace, labels, **extra), end="")
 
 
 def _run(args: argparse.Namespace) -> None:

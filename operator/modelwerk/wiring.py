@@ -24,6 +24,7 @@ CHILD_KINDS = (
     "SeldonDeployment",
     "PrometheusRule",
     "ServiceMonitor",
+    "PodMonitor",
 )
 
 _META_KEPT = (

@@ -56,3 +56,8 @@ def prometheusrule_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo,
 @kopf.on.event("monitoring.coreos.com", "v1", "servicemonitors", labels=CHILD)
 def servicemonitor_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     _child("ServiceMonitor", event, body, memo)
+
+
+@kopf.on.event("monitoring.coreos.com", "v1", "podmonitors", labels=CHILD)
+def podmonitor_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    _child("PodMonitor", event, body, memo)

@@ -122,7 +122,7 @@ async def reconcile(rt: Runtime, key: ObjectKey) -> float | None:
     else:
         phase = await _reconcile_native(rt, dep, body, sb, plan)
     served = [plan.target] + ([plan.canary] if plan.canary is not None else [])
-    await reconcile_monitoring(rt, dep, body, sb, served)
+    await reconcile_monitoring(rt, dep, body, sb, served, runtime)
     for reason, message, type_ in plan.events:
         await rt.kube.event(body, reason=reason, message=message, type_=type_)
     requeue = await _write(rt, body, sb, phase)

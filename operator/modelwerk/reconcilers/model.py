@@ -91,7 +91,11 @@ async def register_version(
         versions = (current.get("status") or {}).get("versions") or []
         if registry.find_by_uid(versions, uid) is not None:
             return None
-        return desired_status(current, now(), {**entry, "version": registry.next_number(versions)})
+        at = now()
+        # Numbered after the declared versions too, even those the status has not merged yet
+        # (a Model just created or edited): taking a declared number would refuse that version.
+        merged = registry.resolve(Model.from_body(current), versions, at).versions
+        return desired_status(current, at, {**entry, "version": registry.next_number(merged)})
 
     updated = await compare_and_swap(rt, body, compute)
     version = registry.find_by_uid((updated.get("status") or {}).get("versions") or [], uid)

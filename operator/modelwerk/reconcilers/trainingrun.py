@@ -15,13 +15,18 @@ from modelwerk.api.model import Model
 from modelwerk.api.trainingrun import TrainingRun
 from modelwerk.builders.job import OutputError, build_job, hyperparameters_hash, job_name
 from modelwerk.reconcilers import model as model_reconciler
-from modelwerk.report import ReportError, parse_report
+from modelwerk.report import REASON_MISSING, ReportError, parse_report
 from modelwerk.runtime import Runtime
 from modelwerk.status import ConditionStatus, get_condition, now, set_condition, status_changed
 from modelwerk.store import ObjectKey
 
 KIND = "TrainingRun"
 log = logging.getLogger(__name__)
+
+# A completed Job whose succeeded pod is not (yet) in the cache: how long to wait for it before
+# the report counts as missing, and how often to look again meanwhile.
+REPORT_WAIT_SECONDS = 30.0
+REPORT_RETRY_SECONDS = 2.0
 
 # Container waiting reasons that mean the run cannot make progress by itself.
 STUCK_REASONS = frozenset(
@@ -50,7 +55,8 @@ class Observed:
 
 
 class StatusBuilder:
-    """Accumulates conditions on top of the stored status; lastTransitionTime moves on flips only."""
+    """Accumulates conditions on top of the stored status; lastTransitionTime moves on flips
+    only."""
 
     def __init__(self, body: Mapping[str, Any]) -> None:
         self.old: dict[str, Any] = dict(body.get("status") or {})
@@ -165,7 +171,8 @@ def evaluate(
         return {
             **result,
             "passed": False,
-            "message": f"{gate.metric}={value:g} does not meet the threshold {word} {gate.threshold:g}",
+            "message": f"{gate.metric}={value:g} does not meet the threshold "
+            f"{word} {gate.threshold:g}",
         }
     if gate.must_beat:
         status = model_status or {}
@@ -185,7 +192,8 @@ def evaluate(
             return {
                 **result,
                 "passed": True,
-                "message": f"{gate.metric}={value:g} beats {gate.must_beat} (version {number}: {other:g})",
+                "message": f"{gate.metric}={value:g} beats {gate.must_beat} "
+                f"(version {number}: {other:g})",
             }
     return {**result, "passed": True, "message": f"{gate.metric}={value:g} passes"}
 
@@ -294,7 +302,9 @@ async def _reconcile(rt: Runtime, obs: Observed, sb: StatusBuilder) -> float | N
     )
     if jstatus.get("startTime"):
         sb.status.setdefault("startTime", jstatus["startTime"])
-    image_id = _image_id(pods)
+    # The digest actually run is read from the pods; once they are gone (pod GC, a drained node)
+    # the one recorded while they were there stands.
+    image_id = _image_id(pods) or _recorded_image(sb.old)
     sb.status["reproducibility"] = lineage(run, image_id)
 
     failed = _job_condition(job, "Failed")
@@ -342,6 +352,10 @@ async def _failed(
     message = str(failed.get("message") or job_reason)
     if detail:
         message = f"{message}; {detail}"
+    before = get_condition(sb.old.get("conditions") or [], "Failed")
+    if not detail and before is not None and before.get("status") == "True":
+        # The failed pods are gone (pod GC, a drained node): the reason read from them stands.
+        reason, message = str(before.get("reason") or reason), str(before.get("message") or message)
     sb.status["completionTime"] = failed.get("lastTransitionTime")
     sb.condition("Running", False, "Failed", "the Job failed")
     sb.condition("Failed", True, reason, message)
@@ -351,12 +365,29 @@ async def _failed(
 async def _finished_run(rt: Runtime, obs: Observed, sb: StatusBuilder) -> float | None:
     run, body = obs.run, obs.body
     pod = _succeeded_pod(obs.pods)
+    if pod is None:
+        if _concluded(sb.old):
+            # The report was read and the verdict taken while the pod was there; the pod may be
+            # gone since (pod GC, a drained node, the namespace going away): the verdict stands.
+            return await _write(rt, body, sb, str(sb.old["phase"]))
+        waited = _seconds_since(sb.status.get("completionTime"))
+        if waited is None or waited < REPORT_WAIT_SECONDS:
+            # The Job's watch event can overtake its pod's: the pod that completed the Job is
+            # on its way to the cache. Judging now would fail a good run as ReportMissing.
+            await _write(rt, body, sb, str(sb.old.get("phase") or "Running"))
+            return REPORT_RETRY_SECONDS
     message = (
         ((_main_container(pod).get("state") or {}).get("terminated") or {}).get("message")
         if pod is not None
         else None
     )
     try:
+        if pod is None:
+            raise ReportError(
+                REASON_MISSING,
+                f"the Job completed {REPORT_WAIT_SECONDS:g}s ago or more, but its succeeded pod "
+                "is gone: the report cannot be read",
+            )
         report = parse_report(message)
     except ReportError as err:
         sb.condition("Evaluated", False, err.reason, err.message)
@@ -368,7 +399,12 @@ async def _finished_run(rt: Runtime, obs: Observed, sb: StatusBuilder) -> float 
     if report.baseline is not None:
         sb.status["baseline"] = report.baseline.model_dump(mode="json", exclude_none=True)
 
-    model_status = (obs.model_body or {}).get("status") if obs.model_body else None
+    # The Model's status as its spec makes it now: declared versions and aliases count even
+    # before the Model's own reconcile has written them (the gate reads the alias, registration
+    # looks up the run's UID).
+    model_status = (
+        model_reconciler.desired_status(obs.model_body, sb.at) if obs.model_body else None
+    )
     already = registry.find_by_uid(
         (model_status or {}).get("versions") or [], run.metadata.uid or ""
     )
@@ -424,6 +460,24 @@ async def _finished_run(rt: Runtime, obs: Observed, sb: StatusBuilder) -> float 
 
 def _finished(status: Mapping[str, Any]) -> bool:
     return status.get("phase") in ("Succeeded", "Failed", "Rejected")
+
+
+def _concluded(status: Mapping[str, Any]) -> bool:
+    """Finished, and its report read and judged (a verdict is taken once)."""
+    evaluated = get_condition(status.get("conditions") or [], "Evaluated")
+    return _finished(status) and evaluated is not None
+
+
+def _recorded_image(status: Mapping[str, Any]) -> str | None:
+    image = (status.get("reproducibility") or {}).get("image")
+    return str(image) if image and "@" in str(image) else None
+
+
+def _seconds_since(value: str | None, at: dt.datetime | None = None) -> float | None:
+    moment = _time(value)
+    if moment is None:
+        return None
+    return ((at or dt.datetime.now(dt.UTC)) - moment).total_seconds()
 
 
 def _job_finished(job: Mapping[str, Any]) -> bool:
