@@ -27,6 +27,8 @@ class OperatorConfig:
     prometheus_namespace_label: bool = field(
         default_factory=lambda: _env("PROMETHEUS_NAMESPACE_LABEL", "true") == "true"
     )
+    # How long "is this CRD installed?" is remembered: CRDs change rarely, reconciles often.
+    crd_cache_seconds: float = field(default_factory=lambda: float(_env("CRD_CACHE_SECONDS", "60")))
     webhook_token_file: str = field(default_factory=lambda: _env("WEBHOOK_TOKEN_FILE", ""))
     serving_image: str = field(
         default_factory=lambda: _env("SERVING_IMAGE", "ghcr.io/modelwerk/model-server:0.1.0")

@@ -14,8 +14,6 @@ from modelwerk.k8s import Kube
 from modelwerk.store import Store
 from modelwerk.workqueue import WorkQueue
 
-CRD_CACHE_SECONDS = 60.0
-
 
 @dataclass
 class Runtime:
@@ -43,7 +41,7 @@ class Runtime:
         a reconcile should not cost an API read for it."""
         loop = asyncio.get_running_loop()
         cached = self._crds.get(name)
-        if cached is not None and loop.time() - cached[1] < CRD_CACHE_SECONDS:
+        if cached is not None and loop.time() - cached[1] < self.config.crd_cache_seconds:
             return cached[0]
         installed = await self.kube.crd_installed(name)
         self._crds[name] = (installed, loop.time())
