@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from dataclasses import dataclass, field
 
@@ -13,7 +14,8 @@ def _env(name: str, default: str) -> str:
 
 @dataclass(frozen=True)
 class OperatorConfig:
-    # Empty: watch the whole cluster. Otherwise only these namespaces (RBAC Roles only there).
+    # Empty: watch the whole cluster. Otherwise only these namespaces (RBAC Roles only there);
+    # glob patterns work too, at the price of a cluster-wide watch on namespaces.
     namespaces: tuple[str, ...] = field(
         default_factory=lambda: tuple(n for n in _env("NAMESPACES", "").split(",") if n)
     )
@@ -37,3 +39,7 @@ class OperatorConfig:
     @property
     def clusterwide(self) -> bool:
         return not self.namespaces
+
+    def watches(self, namespace: str) -> bool:
+        """Names may be globs (`team-*`), as kopf accepts them."""
+        return self.clusterwide or any(fnmatch.fnmatchcase(namespace, n) for n in self.namespaces)

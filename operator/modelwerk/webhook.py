@@ -79,7 +79,7 @@ async def _handle(rt: Runtime, alert: Alert) -> dict[str, str]:
         return {**result, "result": "ignored: not firing"}
     if not namespace or not model:
         return {**result, "result": "ignored: no namespace/model labels"}
-    if rt.config.namespaces and namespace not in rt.config.namespaces:
+    if not rt.config.watches(namespace):
         return {**result, "result": f"ignored: namespace {namespace} is not watched"}
     trigger = retrain.Trigger("Alert", retrain.alert_key(alert.fingerprint, alert.starts_at), name)
     message = await retrain_reconciler.fire(rt, (namespace, model), trigger)

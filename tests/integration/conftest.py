@@ -21,6 +21,10 @@ import pytest
 
 from tests.integration.cluster import ROOT, get, kubectl, wait_for
 
+# Every namespace this test session makes starts with this prefix, and the session's operator
+# watches only those: two test sessions sharing one cluster never reconcile each other's objects.
+SESSION_PREFIX = f"mw{uuid.uuid4().hex[:4]}-"
+
 UPSTREAM_CRDS = Path(
     os.environ.get("MODELWERK_UPSTREAM_CRDS", str(ROOT.parent / "shared" / "upstream-crds"))
 )
@@ -70,7 +74,7 @@ def upstream_crds(kubeconfig: str) -> Path:
 def namespace(kubeconfig: str) -> Iterator[str]:
     """A fresh namespace per test, enforcing Pod Security `restricted`: the real apiserver then
     proves every pod the operator generates meets it."""
-    name = f"mw-{uuid.uuid4().hex[:8]}"
+    name = f"{SESSION_PREFIX}{uuid.uuid4().hex[:8]}"
     kubectl("create", "namespace", name)
     kubectl(
         "label",
@@ -162,7 +166,12 @@ class OperatorProcess:
 def operator(
     kubeconfig: str, crds: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    proc = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
+    proc = OperatorProcess(
+        kubeconfig,
+        tmp_path_factory.mktemp("operator") / "operator.log",
+        "--namespace",
+        f"{SESSION_PREFIX}*",
+    )
     proc.start()
     yield proc
     if proc.proc is not None:
