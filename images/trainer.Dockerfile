@@ -1,0 +1,43 @@
+# The reference trainer: `python -m modelwerk.trainers.iris` with the [ml] extra, reporting
+# through modelwerk.sdk. Also a base for your own training images (FROM it, add your code).
+# Build from the repository root:
+#
+#   docker build -f images/trainer.Dockerfile -t ghcr.io/modelwerk/iris-trainer:0.1.0 .
+#
+# Pin what a TrainingRun runs by digest (spec.image: ...@sha256:...) for a reproducible run.
+#
+# The base is pinned by digest: the multi-platform index of python:3.12-slim (Debian). To move
+# to a newer one, resolve the tag and replace the digest in all three Dockerfiles in images/:
+#
+#   crane digest python:3.12-slim
+#   docker buildx imagetools inspect python:3.12-slim    # the "Digest:" line
+#
+# Build stage: a wheel of the project and of every dependency. Runtime stage: installs those
+# wheels only (--no-index: no network, no compiler) and runs as an unprivileged numeric user.
+# The Job the operator generates mounts /tmp and the output directory as emptyDirs.
+ARG PYTHON_IMAGE=python:3.12-slim@sha256:78387bc3881b8273120a12ebe6c1ab22b018ccc2c9adf565ae1ac9b536e184ea
+
+FROM ${PYTHON_IMAGE} AS builder
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY operator/ operator/
+RUN python -m pip wheel --wheel-dir /wheels ".[ml]"
+
+FROM ${PYTHON_IMAGE}
+ARG MODELWERK_VERSION=0.1.0
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp
+RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
+    python -m pip install --no-index --find-links=/wheels "modelwerk[ml]==${MODELWERK_VERSION}"
+LABEL org.opencontainers.image.title="Modelwerk iris trainer" \
+      org.opencontainers.image.description="Reference training image reporting through modelwerk.sdk" \
+      org.opencontainers.image.version="${MODELWERK_VERSION}"
+WORKDIR /tmp
+USER 65532:65532
+ENTRYPOINT ["python", "-m", "modelwerk.trainers.iris"]
