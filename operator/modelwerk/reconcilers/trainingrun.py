@@ -230,7 +230,9 @@ async def reconcile(rt: Runtime, key: ObjectKey) -> float | None:
 
 async def _reconcile(rt: Runtime, obs: Observed, sb: StatusBuilder) -> float | None:
     run, body = obs.run, obs.body
-    if run.spec.model and obs.model is None:
+    # Only a run yet to finish waits for its Model: a finished one keeps its outcome when the
+    # Model is deleted later (or the namespace goes away, Models first).
+    if run.spec.model and obs.model is None and not _finished(sb.old):
         sb.condition(
             "Accepted",
             False,
@@ -364,14 +366,15 @@ async def _failed(
 
 async def _finished_run(rt: Runtime, obs: Observed, sb: StatusBuilder) -> float | None:
     run, body = obs.run, obs.body
+    if _concluded(sb.old):
+        # The report was read, the verdict taken and the version registered once; what changes
+        # later (the pods garbage-collected, the Model deleted, an alias moved) does not reopen
+        # the run.
+        return await _write(rt, body, sb, str(sb.old["phase"]))
     pod = _succeeded_pod(obs.pods)
     if pod is None:
-        if _concluded(sb.old):
-            # The report was read and the verdict taken while the pod was there; the pod may be
-            # gone since (pod GC, a drained node, the namespace going away): the verdict stands.
-            return await _write(rt, body, sb, str(sb.old["phase"]))
         waited = _seconds_since(sb.status.get("completionTime"))
-        if waited is None or waited < REPORT_WAIT_SECONDS:
+        if waited is not None and waited < REPORT_WAIT_SECONDS:
             # The Job's watch event can overtake its pod's: the pod that completed the Job is
             # on its way to the cache. Judging now would fail a good run as ReportMissing.
             await _write(rt, body, sb, str(sb.old.get("phase") or "Running"))
