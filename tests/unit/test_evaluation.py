@@ -307,13 +307,6 @@ def test_default_clock_is_now() -> None:
     assert remaining < -(10**8)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A run that fails without a Job of its own (JobRejected by admission, NameConflict, "
-    "InvalidSpec) is phase Failed with neither completionTime nor a Failed condition, so "
-    "ttl_remaining returns None, _write returns no requeue, and the run is never deleted "
-    "despite ttlSecondsAfterFinished",
-)
 def test_run_failed_before_its_job_existed_still_expires() -> None:
     # The status _reconcile writes when admission refuses the Job (k8s.Invalid).
     status = {

@@ -3,7 +3,7 @@ Event per transition, and apply a set of children, writing only those whose spec
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from modelwerk import constants
@@ -41,33 +41,48 @@ class StatusBuilder:
         return self.status
 
 
+def changed_conditions(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Conditions whose status or reason differ from the stored ones."""
+    changed = []
+    for cond in new.get("conditions") or []:
+        before = get_condition(old.get("conditions") or [], cond["type"])
+        if before is None or (before.get("status"), before.get("reason")) != (
+            cond["status"],
+            cond["reason"],
+        ):
+            changed.append(cond)
+    return changed
+
+
 async def post_transitions(
     rt: Runtime,
     body: Mapping[str, Any],
     old: Mapping[str, Any],
     new: Mapping[str, Any],
-    *,
-    bad_when_true: Iterable[str] = ("Failed", "Degraded"),
-    skip: Iterable[str] = (),
+    bad: Callable[[Mapping[str, Any]], bool],
 ) -> None:
-    """One Event per condition whose status or reason changed: Warning for bad news."""
-    bad_true, skipped = set(bad_when_true), set(skip)
-    for cond in new.get("conditions") or []:
-        if cond["type"] in skipped:
-            continue
-        before = get_condition(old.get("conditions") or [], cond["type"])
-        if before is not None and (before.get("status"), before.get("reason")) == (
-            cond["status"],
-            cond["reason"],
-        ):
-            continue
-        is_true = cond["status"] == "True"
-        bad = is_true if cond["type"] in bad_true else cond["status"] == "False"
+    """One Event per phase change, summing up what changed with it, and a Warning for bad news
+    that comes without one. Few events on purpose: each is an API write, and a run's lifecycle
+    should cost a handful of writes, not one per condition."""
+    changed = changed_conditions(old, new)
+    troubles = [c for c in changed if bad(c)]
+    if old.get("phase") != new.get("phase"):
+        summary = "; ".join(
+            f"{c['type']}={c['status']}: {c.get('message') or c['reason']}" for c in changed
+        )
+        await rt.kube.event(
+            body,
+            reason=str(new.get("phase")),
+            message=summary or f"phase {new.get('phase')}",
+            type_="Warning" if troubles else "Normal",
+        )
+        return
+    for cond in troubles:
         await rt.kube.event(
             body,
             reason=str(cond["reason"]),
             message=f"{cond['type']}={cond['status']}: {cond.get('message') or cond['reason']}",
-            type_="Warning" if bad else "Normal",
+            type_="Warning",
         )
 
 

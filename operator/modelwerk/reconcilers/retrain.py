@@ -33,13 +33,15 @@ async def fire(rt: Runtime, key: ObjectKey, trigger: retrain.Trigger) -> str:
         body = rt.store("Model").get(key)
         if body is None:
             return f"Model {key[0]}/{key[1]} not found"
+        model = Model.from_body(body)
+        reason = retrain.ignored(model, trigger)
+        if reason is not None:
+            return reason
         triggers = ((body.get("status") or {}).get("retrain") or {}).get("triggers") or []
         if retrain.seen(triggers, trigger.key):
             return "duplicate delivery: already handled"
         at = dt.datetime.now(dt.UTC)
-        decision = retrain.decide(
-            Model.from_body(body), trigger, triggers, _unfinished_triggered_runs(rt, key), at
-        )
+        decision = retrain.decide(model, trigger, triggers, _unfinished_triggered_runs(rt, key), at)
         run_name = None
         if decision.start:
             manifest = retrain.build_run(body, trigger)

@@ -15,9 +15,10 @@ from modelwerk.api.model import Model
 from modelwerk.api.trainingrun import TrainingRun
 from modelwerk.builders.job import OutputError, build_job, hyperparameters_hash, job_name
 from modelwerk.reconcilers import model as model_reconciler
+from modelwerk.reconcilers.common import StatusBuilder, post_transitions
 from modelwerk.report import REASON_MISSING, ReportError, parse_report
 from modelwerk.runtime import Runtime
-from modelwerk.status import ConditionStatus, get_condition, now, set_condition, status_changed
+from modelwerk.status import get_condition, now, status_changed
 from modelwerk.store import ObjectKey
 
 KIND = "TrainingRun"
@@ -52,34 +53,6 @@ class Observed:
     model_body: Mapping[str, Any] | None
     job: Mapping[str, Any] | None
     pods: Sequence[Mapping[str, Any]]
-
-
-class StatusBuilder:
-    """Accumulates conditions on top of the stored status; lastTransitionTime moves on flips
-    only."""
-
-    def __init__(self, body: Mapping[str, Any]) -> None:
-        self.old: dict[str, Any] = dict(body.get("status") or {})
-        self.status: dict[str, Any] = dict(self.old)
-        self.generation = body["metadata"].get("generation")
-        self.at = now()
-
-    def condition(self, type_: str, ok: bool | None, reason: str, message: str) -> None:
-        value: ConditionStatus = "Unknown" if ok is None else ("True" if ok else "False")
-        self.status["conditions"] = set_condition(
-            self.status.get("conditions") or [],
-            type_,
-            value,
-            reason,
-            message,
-            self.generation,
-            at=self.at,
-        )
-
-    def finish(self, phase: str) -> dict[str, Any]:
-        self.status["phase"] = phase
-        self.status["observedGeneration"] = self.generation
-        return self.status
 
 
 def _time(value: str | None) -> dt.datetime | None:
@@ -265,9 +238,6 @@ async def _reconcile(rt: Runtime, obs: Observed, sb: StatusBuilder) -> float | N
             return None
         if job is not None:
             rt.store("Job").upsert(job)
-            await rt.kube.event(
-                body, reason="JobCreated", message=f"created Job {job['metadata']['name']}"
-            )
     if job is None:
         return await _write(rt, body, sb, sb.old.get("phase") or "Pending")
 
@@ -341,6 +311,16 @@ async def _reconcile(rt: Runtime, obs: Observed, sb: StatusBuilder) -> float | N
     ):
         sb.condition("Running", True, "PodRunning", f"pod {newest['metadata']['name']} is running")
         return await _write(rt, body, sb, "Running")
+    if newest and (newest.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        # The pod ended and the Job controller has yet to say what that means for the Job (done,
+        # or another attempt): still running, not back to pending.
+        sb.condition(
+            "Running",
+            True,
+            "PodTerminated",
+            f"pod {newest['metadata']['name']} ended; waiting for the Job's verdict",
+        )
+        return await _write(rt, body, sb, "Running")
     sb.condition("Running", False, "PodPending", "waiting for the training pod to start")
     return await _write(rt, body, sb, "Pending")
 
@@ -400,7 +380,10 @@ async def _finished_run(rt: Runtime, obs: Observed, sb: StatusBuilder) -> float 
     artifact = report.artifact.model_dump(mode="json", exclude_none=True)
     sb.status["artifact"] = artifact
     if report.baseline is not None:
-        sb.status["baseline"] = report.baseline.model_dump(mode="json", exclude_none=True)
+        sb.status["baseline"] = {
+            **report.baseline.model_dump(mode="json", exclude_none=True),
+            "featureOrder": report.feature_order,
+        }
 
     # The Model's status as its spec makes it now: declared versions and aliases count even
     # before the Model's own reconcile has written them (the gate reads the alias, registration
@@ -449,11 +432,6 @@ async def _finished_run(rt: Runtime, obs: Observed, sb: StatusBuilder) -> float 
         if report.baseline is not None:
             entry["baseline"] = sb.status["baseline"]
         version = await model_reconciler.register_version(rt, obs.model_body, entry)
-        await rt.kube.event(
-            body,
-            reason="Registered",
-            message=f"registered as version {version['version']} of Model {run.spec.model}",
-        )
     sb.status["modelVersion"] = int(version["version"])
     sb.condition(
         "Registered", True, "Registered", f"version {version['version']} of Model {run.spec.model}"
@@ -494,7 +472,7 @@ async def _write(
     if status_changed(sb.old, status):
         updated = await rt.kube.patch_status(body, status)
         rt.store(KIND).upsert(updated)
-        await _post_transitions(rt, body, sb.old, status)
+        await post_transitions(rt, body, sb.old, status, _bad)
     delay = ttl_remaining(body, status)
     if delay is None or delay > 0:
         return delay
@@ -503,29 +481,20 @@ async def _write(
     return None
 
 
-async def _post_transitions(
-    rt: Runtime, body: Mapping[str, Any], old: Mapping[str, Any], new: Mapping[str, Any]
-) -> None:
-    """One Event per condition that changed status or reason (JobCreated and Registered are
-    posted where they happen, with their details)."""
-    for cond in new.get("conditions") or []:
-        if cond["type"] in ("JobCreated", "Registered"):
-            continue
-        before = get_condition(old.get("conditions") or [], cond["type"])
-        if before is not None and (before.get("status"), before.get("reason")) == (
-            cond["status"],
-            cond["reason"],
-        ):
-            continue
-        bad = (cond["type"] == "Failed" and cond["status"] == "True") or (
-            cond["type"] != "Failed" and cond["status"] == "False" and cond["type"] != "Running"
-        )
-        await rt.kube.event(
-            body,
-            reason=f"{cond['type']}{cond['status']}" if bad else str(cond["reason"]),
-            message=str(cond.get("message") or cond["reason"]),
-            type_="Warning" if bad else "Normal",
-        )
+def _bad(cond: Mapping[str, Any]) -> bool:
+    """Conditions worth a Warning: failures, refusals and stuck pods; a gate's rejection is the
+    gate working, not bad news."""
+    if cond["type"] == "Failed":
+        return bool(cond["status"] == "True")
+    if cond["type"] == "Running":
+        return cond["status"] == "False" and cond["reason"] in STUCK_REASONS
+    if cond["type"] == "Registered":
+        return cond["status"] == "False" and cond["reason"] not in ("Rejected", "NoModel")
+    return (
+        cond["type"] in ("Accepted", "JobCreated")
+        and cond["status"] == "False"
+        and (cond["reason"] != "ModelNotFound")
+    )
 
 
 def ttl_remaining(
@@ -536,8 +505,11 @@ def ttl_remaining(
     if ttl is None or not _finished(status) or status.get("modelVersion"):
         # A run whose version is registered stays: it is that version's lineage.
         return None
-    finished = _time(status.get("completionTime")) or _time(
-        (get_condition(status.get("conditions") or [], "Failed") or {}).get("lastTransitionTime")
+    # Runs refused before their Job existed have no completionTime: their newest condition
+    # marks when they ended.
+    finished = _time(status.get("completionTime")) or max(
+        (t for c in status.get("conditions") or [] if (t := _time(c.get("lastTransitionTime")))),
+        default=None,
     )
     if finished is None:
         return None
