@@ -99,9 +99,7 @@ def operator_rules() -> str | None:
         return None
     finally:
         sys.path.pop(0)
-    groups = module.build_operator_rule_groups(
-        job=JOB_PLACEHOLDER, namespace=NAMESPACE_PLACEHOLDER
-    )
+    groups = module.build_operator_rule_groups(job=JOB_PLACEHOLDER, namespace=NAMESPACE_PLACEHOLDER)
     body = yaml.dump(
         _quote_placeholders(groups),
         Dumper=_Dumper,
@@ -159,10 +157,9 @@ def drift(helm: str | None = None) -> list[str]:
     for path, content in wanted.items():
         if not path.exists() or path.read_bytes() != content:
             problems.append(f"{path.relative_to(ROOT)}: differs from its source")
-    if not problems:
-        # Only meaningful once the chart itself is current.
-        if not INSTALL.exists() or INSTALL.read_text() != install_manifest(helm):
-            problems.append(f"{INSTALL.relative_to(ROOT)}: differs from `helm template`")
+    # The install manifest is only worth comparing once the chart itself is current.
+    if not problems and (not INSTALL.exists() or INSTALL.read_text() != install_manifest(helm)):
+        problems.append(f"{INSTALL.relative_to(ROOT)}: differs from `helm template`")
     return problems
 
 

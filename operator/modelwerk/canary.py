@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from modelwerk.api.common import parse_duration
@@ -27,6 +27,9 @@ class CanaryPlan:
     requeue_after: float | None = None
     breach: str | None = None
     """Why the canary was rolled back (with the numbers)."""
+    last_measured: Mapping[str, float] = field(default_factory=dict)
+    """The status' errorRatePercent/latencyP99Ms of an earlier step, kept until the next
+    measurement (the status is rebuilt from this plan on every reconcile)."""
 
     def status(self) -> dict[str, Any]:
         result: dict[str, Any] = {
@@ -43,6 +46,8 @@ class CanaryPlan:
                 result["errorRatePercent"] = round(self.measured.error_rate_percent, 4)
             if self.measured.latency_p99_ms is not None:
                 result["latencyP99Ms"] = round(self.measured.latency_p99_ms, 3)
+        else:
+            result.update(self.last_measured)
         return result
 
 
@@ -74,23 +79,43 @@ def plan(
             steps[0],
             step=0,
             step_started_at=_iso(at),
-            requeue_after=_seconds(analysis.interval),
+            requeue_after=seconds(analysis.interval),
         )
     state = CanaryState(prev["state"])
+    last = {
+        key: float(prev[key])
+        for key in ("errorRatePercent", "latencyP99Ms")
+        if prev.get(key) is not None
+    }
     if state == CanaryState.PROMOTED:
         return CanaryPlan(
-            version, state, 100, step=len(steps) - 1, step_started_at=prev.get("stepStartedAt")
+            version,
+            state,
+            100,
+            step=len(steps) - 1,
+            step_started_at=prev.get("stepStartedAt"),
+            last_measured=last,
         )
     if state == CanaryState.ROLLED_BACK:
         return CanaryPlan(
-            version, state, 0, step=prev.get("step"), step_started_at=prev.get("stepStartedAt")
+            version,
+            state,
+            0,
+            step=prev.get("step"),
+            step_started_at=prev.get("stepStartedAt"),
+            last_measured=last,
         )
     step = int(prev.get("step") or 0)
     started = _parse(prev.get("stepStartedAt") or _iso(at))
-    interval = _seconds(analysis.interval)
+    interval = seconds(analysis.interval)
     remaining = (started + dt.timedelta(seconds=interval) - at).total_seconds()
     current = CanaryPlan(
-        version, state, steps[step], step=step, step_started_at=prev.get("stepStartedAt")
+        version,
+        state,
+        steps[step],
+        step=step,
+        step_started_at=prev.get("stepStartedAt"),
+        last_measured=last,
     )
     if remaining > 0:
         return _with(current, requeue_after=remaining)
@@ -150,7 +175,7 @@ def _breach(canary: Canary, measured: CanaryMeasurement) -> str | None:
     return "; ".join(problems) or None
 
 
-def _seconds(duration: str) -> float:
+def seconds(duration: str) -> float:
     return parse_duration(duration).total_seconds()
 
 

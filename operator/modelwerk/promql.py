@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from modelwerk.api.common import parse_duration
+
 
 class PrometheusError(Exception):
     pass
@@ -29,8 +31,16 @@ def _selector(model: str, version: int, namespace: str | None) -> str:
     return labels
 
 
+def promql_duration(duration: str) -> str:
+    """A Go duration (what the API accepts: `1.5m`, `90s`, `1h30m`, `500us`) as PromQL reads it:
+    whole milliseconds, at least one. Prometheus refuses fractions and `us`/`ns`."""
+    millis = round(parse_duration(duration).total_seconds() * 1000)
+    return f"{max(millis, 1)}ms"
+
+
 def queries(model: str, version: int, window: str, namespace: str | None = None) -> dict[str, str]:
     sel = _selector(model, version, namespace)
+    window = promql_duration(window)
     return {
         "requests": f"sum(rate(modelwerk_requests_total{{{sel}}}[{window}]))",
         "errors": f'sum(rate(modelwerk_requests_total{{{sel},outcome="server_error"}}[{window}]))',

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +55,21 @@ def _time(value: str) -> dt.datetime:
 
 def seen(triggers: Sequence[Mapping[str, Any]], key: str) -> bool:
     return any(t.get("key") == key for t in triggers)
+
+
+def ignored(model: Model, trigger: Trigger) -> str | None:
+    """Why an alert is none of this Model's business (no retrain policy, or not one of its
+    onAlerts), else None. Such alerts are answered but leave no trace on the Model: every alert
+    of a Deployment carries its Model's labels, and recording each would flood the status and
+    push out the triggers that cooldown and idempotency are read from."""
+    policy = model.spec.retrain
+    if trigger.reason != "Alert":
+        return None
+    if policy is None:
+        return "ignored: the Model has no spec.retrain"
+    if trigger.alert not in policy.on_alerts:
+        return f"ignored: alert {trigger.alert} is not in spec.retrain.onAlerts"
+    return None
 
 
 def decide(
@@ -127,13 +142,35 @@ def record(
         entry["alert"] = trigger.alert
     if run:
         entry["trainingRun"] = run
-    kept = [dict(t) for t in triggers][-(MAX_RECORDED_TRIGGERS - 1) :]
-    return [*kept, entry]
+    entries = [*(dict(t) for t in triggers), entry]
+    # Oldest first out, except the newest trigger that started a run (cooldown counts from it)
+    # and the newest scheduled one (the schedule counts from it): a flapping alert skipped 20
+    # times in a cooldown must not end the cooldown.
+    pinned = {
+        _last(entries, lambda t: bool(t.get("trainingRun"))),
+        _last(entries, lambda t: t.get("reason") == "Schedule"),
+    }
+    surplus = len(entries) - MAX_RECORDED_TRIGGERS
+    kept = []
+    for index, item in enumerate(entries):
+        if surplus > 0 and index not in pinned:
+            surplus -= 1
+            continue
+        kept.append(item)
+    return kept
+
+
+def _last(entries: Sequence[Mapping[str, Any]], pred: Callable[[Mapping[str, Any]], bool]) -> int:
+    return max((i for i, t in enumerate(entries) if pred(t)), default=-1)
 
 
 def due_schedule(schedule: str, since: dt.datetime, at: dt.datetime) -> dt.datetime | None:
     """The latest scheduled time in (since, at], if any: missed ones collapse into one run."""
-    latest: dt.datetime = croniter(schedule, at).get_prev(dt.datetime)
+    # croniter's get_prev is strictly before its start: from `at` exactly on a scheduled time it
+    # would return the one before, and next_schedule(at) the one after, skipping `at` itself.
+    latest: dt.datetime = croniter(schedule, at + dt.timedelta(microseconds=1)).get_prev(
+        dt.datetime
+    )
     return latest if latest > since else None
 
 

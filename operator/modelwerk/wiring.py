@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from modelwerk import constants
+from modelwerk import constants, k8s
 from modelwerk.config import OperatorConfig
 from modelwerk.k8s import Kube
 from modelwerk.reconcilers import deployment, model, trainingrun
 from modelwerk.reconcilers.common import SPEC_HASH
 from modelwerk.runtime import Runtime
 from modelwerk.store import Body, ObjectKey, Store, key_of
-from modelwerk.workqueue import WorkQueue
+from modelwerk.workqueue import Reconcile, WorkQueue
 
 # Children of a modelwerk Deployment, each cached under this name (apps Deployments get a prefix
 # to tell them from our own kind).
@@ -112,14 +112,24 @@ def build_runtime(kube: Kube, config: OperatorConfig) -> Runtime:
     for kind in CHILD_KINDS:
         rt.stores[kind] = Store(project_child, indexes={"owner": _owner_deployment})
 
-    async def reconcile_model(key: Any) -> float | None:
-        return await model.reconcile(rt, key)
+    def bind(reconcile: Callable[[Runtime, Any], Awaitable[float | None]]) -> Reconcile:
+        async def run(key: Any) -> float | None:
+            try:
+                return await reconcile(rt, key)
+            except k8s.NotFound:
+                # The object (or its namespace) went away mid-reconcile: its watch event will
+                # say so; there is nothing left to do, and nothing to retry.
+                return None
+            except k8s.Forbidden as err:
+                if "being terminated" in err.message:
+                    return None  # its namespace is being deleted
+                raise
 
-    async def reconcile_run(key: Any) -> float | None:
-        return await trainingrun.reconcile(rt, key)
+        return run
 
-    async def reconcile_deployment(key: Any) -> float | None:
-        return await deployment.reconcile(rt, key)
+    reconcile_model = bind(model.reconcile)
+    reconcile_run = bind(trainingrun.reconcile)
+    reconcile_deployment = bind(deployment.reconcile)
 
     rt.queues = {
         "Deployment": WorkQueue("Deployment", reconcile_deployment, workers=config.workers),

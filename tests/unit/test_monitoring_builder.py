@@ -442,6 +442,45 @@ def test_drift_rules_per_feature_with_odd_names() -> None:
     assert drift[1]["expr"].endswith(" - 0) / 1 > 2.5")
 
 
+def test_drift_window_and_for() -> None:
+    """spec.monitoring.drift.window is the live mean's rate window (and names the recording
+    rule), drift.for the alert's `for`; the other alerts keep theirs."""
+    dep = deployment(monitoring={"drift": {"threshold": 3, "window": "15s", "for": "0s"}})
+    groups = rule_groups(dep, [(4, BASELINE)])
+    record, alert = next(g for g in groups if g["name"] == "modelwerk.iris.drift")["rules"]
+    assert record["record"] == "modelwerk:feature_value_mean:rate15s"
+    assert record["expr"].count("[15s]") == 5
+    assert "[10m]" not in record["expr"]
+    assert alert["expr"].startswith("abs(modelwerk:feature_value_mean:rate15s{")
+    assert alert["for"] == "0s"
+    assert "over the last 15s is" in alert["annotations"]["description"]
+    assert {r["for"] for r in alerts(groups) if r["alert"] != "ModelwerkDataDrift"} == {
+        "5m",
+        "15m",
+    }
+    # The defaults: the names and values the golden dicts above spell out.
+    assert monitoring.feature_mean_record(monitoring.DRIFT_WINDOW) == monitoring.FEATURE_MEAN_RECORD
+    default = deployment(monitoring={"drift": {}})
+    assert (monitoring.drift_window(default), monitoring.drift_for(default)) == ("10m", "5m")
+    no_drift = deployment(monitoring={})
+    assert (monitoring.drift_window(no_drift), monitoring.drift_for(no_drift)) == ("10m", "5m")
+
+
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [
+        ({"window": "0s"}, "longer than 0s"),
+        ({"window": "1.5m"}, "should match pattern"),
+        ({"for": "100us"}, "should match pattern"),
+        ({"for": "5m1h"}, "should match pattern"),
+    ],
+)
+def test_drift_durations_are_prometheus_durations(bad: dict[str, str], match: str) -> None:
+    """Prometheus reads neither fractions nor `us`, and a rate window of 0 is no window."""
+    with pytest.raises(ValueError, match=match):
+        deployment(monitoring={"drift": bad})
+
+
 def test_promql_helpers() -> None:
     assert promql_string('a"b\\c\nd') == '"a\\"b\\\\c\\nd"'
     assert number(0.1 / 100) == "0.001"

@@ -6,7 +6,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import ConfigDict, Field, StringConstraints, WithJsonSchema, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from modelwerk.api.common import (
     AGE,
@@ -24,6 +31,7 @@ from modelwerk.api.common import (
     ResourceRequirements,
     StatusModel,
     Version,
+    parse_duration,
     rule,
     validations,
 )
@@ -127,11 +135,36 @@ class Canary(_VersionOrAlias):
     analysis: Analysis | None = None
 
 
+# Durations that go into PrometheusRules: what both Prometheus and CEL's duration() read
+# (integers, units in descending order, each at most once; no `1.5m`, no `us`).
+PROMETHEUS_DURATION = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?$"
+PrometheusDuration = Annotated[
+    str, StringConstraints(min_length=2, max_length=32, pattern=PROMETHEUS_DURATION)
+]
+_WINDOW_POSITIVE = "drift.window must be longer than 0s"
+
+
 class Drift(ApiModel):
     """Alert on a shift of live feature means against the training baseline."""
 
     threshold: Annotated[float, Field(gt=0, le=1000)] = 3.0
     """Alert when |live mean - training mean| / training std exceeds this for a feature."""
+    window: Annotated[
+        PrometheusDuration,
+        Field(
+            json_schema_extra=validations(rule("duration(self) > duration('0s')", _WINDOW_POSITIVE))
+        ),
+    ] = "10m"
+    """The window of the live mean (a PromQL rate window): at least a few scrape intervals."""
+    for_: PrometheusDuration = Field(default="5m", alias="for")
+    """How long the drift must last before the alert fires (the rule's `for`; 0s: at once)."""
+
+    @field_validator("window")
+    @classmethod
+    def _window_positive(cls, value: str) -> str:
+        if parse_duration(value).total_seconds() <= 0:
+            raise ValueError(_WINDOW_POSITIVE)
+        return value
 
 
 class Monitoring(ApiModel):

@@ -28,7 +28,8 @@ namespace and model):
                                   critical: no ready, scrapable pod of the version at all, for 5m
     ModelwerkDataDrift            per version and feature of its training baseline:
                                   |live mean - training mean| / training std > drift.threshold
-                                  (default 3) over 10m, for 5m; also labelled `feature`
+                                  (default 3) over drift.window (default 10m), for drift.for
+                                  (default 5m); also labelled `feature`
 
 Pod readiness comes from the scrape itself (`up` and the pod's readiness relabelled into
 `modelwerk_ready`), not from kube-state-metrics, so it needs nothing beyond the monitor.
@@ -67,7 +68,8 @@ FEATURE_POSITIVE_SUM_TOTAL: Final = "modelwerk_feature_value_positive_sum_total"
 FEATURE_NEGATIVE_SUM_TOTAL: Final = "modelwerk_feature_value_negative_sum_total"
 SERVER_ERROR: Final = "server_error"
 
-# Recording rule: live mean of each feature, by namespace, deployment, model, version, feature.
+# Recording rule: live mean of each feature, by namespace, deployment, model, version, feature,
+# named after its rate window (feature_mean_record); this is the one of the default window.
 FEATURE_MEAN_RECORD: Final = "modelwerk:feature_value_mean:rate10m"
 
 # Target labels the monitors add (see the module docstring).
@@ -89,6 +91,7 @@ DEFAULT_DRIFT_THRESHOLD: Final = 3.0
 
 RATE_WINDOW: Final = "5m"
 DRIFT_WINDOW: Final = "10m"
+DRIFT_FOR: Final = "5m"
 FOR: Final = "5m"
 NO_TRAFFIC_FOR: Final = "15m"
 
@@ -295,6 +298,22 @@ def drift_threshold(dep: Deployment) -> float:
     return DEFAULT_DRIFT_THRESHOLD if drift is None else drift.threshold
 
 
+def drift_window(dep: Deployment) -> str:
+    drift = dep.spec.monitoring.drift
+    return DRIFT_WINDOW if drift is None else drift.window
+
+
+def drift_for(dep: Deployment) -> str:
+    drift = dep.spec.monitoring.drift
+    return DRIFT_FOR if drift is None else drift.for_
+
+
+def feature_mean_record(window: str) -> str:
+    """The recording rule's name for a rate window: `modelwerk:feature_value_mean:rate<window>`
+    (Prometheus' level:metric:operations convention)."""
+    return f"modelwerk:feature_value_mean:rate{window}"
+
+
 def pods_expected(dep: Deployment) -> bool:
     """False only for `replicas: 0` without autoscaling: then no pod is a normal state."""
     return dep.spec.autoscaling is not None or dep.spec.replicas > 0
@@ -455,10 +474,13 @@ def _drift_rules(
     v = str(version)
     match = {"namespace": ns, TARGET_DEPLOYMENT: name, "model": model, "version": v}
     threshold = drift_threshold(dep)
+    window = drift_window(dep)
+    for_ = drift_for(dep)
+    record = feature_mean_record(window)
     what = f"{model} version {v} (Deployment {ns}/{name})"
 
     def rate_sum(metric: str) -> str:
-        return f"sum {_by('feature')} (rate({selector(metric, **match)}[{DRIFT_WINDOW}]))"
+        return f"sum {_by('feature')} (rate({selector(metric, **match)}[{window}]))"
 
     count = rate_sum(FEATURE_COUNT_TOTAL)
     # A runtime that drops zero-valued counters (Seldon) never exports the negative sum of an
@@ -466,21 +488,19 @@ def _drift_rules(
     zero = f"{count} * 0"
     positive = f"({rate_sum(FEATURE_POSITIVE_SUM_TOTAL)} or {zero})"
     negative = f"({rate_sum(FEATURE_NEGATIVE_SUM_TOTAL)} or {zero})"
-    rules: list[Manifest] = [
-        {"record": FEATURE_MEAN_RECORD, "expr": f"({positive} - {negative}) / {count}"}
-    ]
+    rules: list[Manifest] = [{"record": record, "expr": f"({positive} - {negative}) / {count}"}]
     for feature, (mean, std) in features.items():
-        live = selector(FEATURE_MEAN_RECORD, **match, feature=feature)
+        live = selector(record, **match, feature=feature)
         rules.append(
             _alert(
                 ALERT_DATA_DRIFT,
                 f"abs({live} - {number(mean)}) / {number(std)} > {number(threshold)}",
-                FOR,
+                for_,
                 # `feature` also here: alerts of one group need distinct label sets.
                 {"severity": "warning", **match, "feature": template_literal(feature)},
                 f"{what}: feature {{{{ $labels.feature }}}} drifted from its training data",
                 f"The mean of feature {{{{ $labels.feature }}}} sent to {what} over the last "
-                f'{DRIFT_WINDOW} is {{{{ $value | printf "%.2f" }}}} training standard '
+                f'{window} is {{{{ $value | printf "%.2f" }}}} training standard '
                 f"deviations from the training mean {human(mean)} (std {human(std)}); "
                 f"the threshold is {human(threshold)} (spec.monitoring.drift.threshold).",
             )
