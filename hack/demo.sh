@@ -49,8 +49,18 @@ print(json.dumps(run))
 PY
 echo "waiting for the run to register a version..."
 kubectl -n "$ns" wait --for=jsonpath='{.status.phase}'=Succeeded trainingrun/iris-1 --timeout=120s
-kubectl -n "$ns" get models,trainingruns,jobs,pods
-kubectl -n "$ns" get model iris -o jsonpath='{.status.versions[0]}' | python -m json.tool
+kubectl -n "$ns" get models,trainingruns,jobs
+
+# Promotion is declarative: point the production alias at version 1, then serve it.
+kubectl -n "$ns" patch model iris --type=merge -p '{"spec":{"aliases":{"production":1}}}'
+kubectl -n "$ns" apply -f manifests/samples/deployment.yaml
+echo "waiting for the Deployment to serve version 1..."
+kubectl -n "$ns" wait --for=jsonpath='{.status.phase}'=Available deployments.modelwerk.io/iris --timeout=120s
+kubectl -n "$ns" get deployments.modelwerk.io,deployments.apps,services,pods
+echo
+kubectl modelwerk versions iris -n "$ns"
+echo
+kubectl modelwerk lineage deployment/iris -n "$ns"
 if [ -t 0 ] && [ -z "${CI:-}" ]; then
   echo "Ctrl-C to stop the operator."
   wait $operator

@@ -82,7 +82,8 @@ def env_of(job: dict[str, Any]) -> dict[str, str]:
 
 SAMPLE_PARAMS_JSON = (
     '{"run":"iris-1","model":"iris","seed":42,'
-    '"hyperparameters":{"C":"1.0","max_iter":"200"},"datasets":[],'
+    '"hyperparameters":{"C":"1.0","max_iter":"200"},'
+    '"datasets":[{"name":"iris","uri":"sklearn://datasets/iris"}],'
     '"output":{"uri":"pvc://models/iris/iris-1","dir":"/mnt/pvc/models/iris/iris-1"}}'
 )
 SAMPLE_LABELS = {
@@ -136,7 +137,10 @@ EXPECTED_SAMPLE_JOB: dict[str, Any] = {
                         "image": "ghcr.io/modelwerk/iris-trainer:0.1.0",
                         "command": ["python", "-m", "modelwerk.trainers.iris"],
                         "env": [
-                            {"name": "MODELWERK_DATASETS", "value": "[]"},
+                            {
+                                "name": "MODELWERK_DATASETS",
+                                "value": '[{"name":"iris","uri":"sklearn://datasets/iris"}]',
+                            },
                             {
                                 "name": "MODELWERK_HYPERPARAMETERS",
                                 "value": '{"C":"1.0","max_iter":"200"}',
