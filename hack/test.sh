@@ -11,5 +11,5 @@ export PATH="$root/.venv/bin:$PATH"
 echo "== ruff" && ruff check operator tests && ruff format --check operator tests
 echo "== mypy" && mypy
 echo "== pytest"
-if [ $# -eq 0 ]; then set -- tests/unit tests/integration; fi
+if [ $# -eq 0 ]; then set -- tests/unit tests/integration tests/e2e; fi
 exec pytest "$@"

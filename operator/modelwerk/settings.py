@@ -14,13 +14,20 @@ import kopf
 
 
 @kopf.on.startup(id="settings")
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     # kopf would turn handler log lines into Kubernetes Events; the reconcilers post their own,
     # one per transition, so kopf's would only duplicate them (and cost API writes).
     settings.posting.enabled = False
     # One replica by design (the Helm chart's Deployment uses strategy Recreate); peering would
     # need the KopfPeering CRDs and a write every few seconds to keep the lease.
     settings.peering.standalone = True
+    # With exact namespace names there is nothing to discover: kopf would otherwise list and
+    # watch all namespaces, which a namespaced install's RBAC rightly refuses (and kopf would
+    # retry for ~40 s before starting). Globs still need the scan. The price: CRDs installed
+    # later (Seldon, Prometheus Operator) are picked up on the next restart.
+    config = memo.config
+    if not config.clusterwide and not any(ch in n for n in config.namespaces for ch in "*?["):
+        settings.scanning.disabled = True
     # Ask the apiserver to end each watch after 10 minutes and re-list via a fresh watch, so a
     # silently dropped connection (load balancer, apiserver restart) is noticed within minutes.
     settings.watching.server_timeout = 600

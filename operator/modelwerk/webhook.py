@@ -45,9 +45,14 @@ def _authorised(request: web.Request, token_file: str) -> bool:
     except OSError:
         log.error("webhook token file %s unreadable: refusing all deliveries", token_file)
         return False
-    given = request.headers.get("Authorization", "")
-    # Constant-time: the token must not leak through response timing.
-    return bool(expected) and hmac.compare_digest(given.encode(), f"Bearer {expected}".encode())
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    # The scheme is case-insensitive (RFC 9110); the token is compared in constant time, so it
+    # cannot leak through response timing.
+    return (
+        bool(expected)
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(given.strip().encode(), expected.encode())
+    )
 
 
 def handler(rt: Runtime) -> Any:

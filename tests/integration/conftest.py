@@ -7,6 +7,7 @@ Nothing here skips: in CI a cluster that cannot start fails the run.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -18,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.integration.cluster import ROOT, get, kubectl, wait_for
 
@@ -53,10 +55,33 @@ def kubeconfig() -> str:
     return path
 
 
+def wait_established(folder: Path) -> None:
+    """Until every CRD in `folder` is Established. (`kubectl wait` errors out on a CRD whose
+    status the apiserver has not written yet, instead of waiting for it.)"""
+    names = [
+        str(yaml.safe_load(path.read_text())["metadata"]["name"])
+        for path in sorted(folder.glob("*.yaml"))
+    ]
+
+    def established() -> bool:
+        items = json.loads(kubectl("get", "crd", *names, "-o", "json", check=False) or "{}")
+        ready = {
+            item["metadata"]["name"]
+            for item in items.get("items", [])
+            if any(
+                c.get("type") == "Established" and c.get("status") == "True"
+                for c in (item.get("status") or {}).get("conditions") or []
+            )
+        }
+        return ready == set(names)
+
+    wait_for(f"CRDs in {folder} Established", established, timeout=60)
+
+
 @pytest.fixture(scope="session")
 def crds(kubeconfig: str) -> None:
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    wait_established(ROOT / "crds")
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +91,7 @@ def upstream_crds(kubeconfig: str) -> Path:
     if not UPSTREAM_CRDS.is_dir():
         raise RuntimeError(f"upstream CRDs not found in {UPSTREAM_CRDS} (MODELWERK_UPSTREAM_CRDS)")
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(UPSTREAM_CRDS), timeout=120)
-    kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    wait_established(UPSTREAM_CRDS)
     return UPSTREAM_CRDS
 
 

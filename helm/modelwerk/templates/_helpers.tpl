@@ -1,0 +1,131 @@
+{{/* Names ------------------------------------------------------------------------------- */}}
+
+{{- define "modelwerk.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The full name: release name, plus the chart name unless the release name contains it. */}}
+{{- define "modelwerk.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Cluster-scoped objects carry the release namespace, so that releases of the same name in
+     different namespaces (e.g. one per team, each with watchNamespaces) do not collide. */}}
+{{- define "modelwerk.clusterName" -}}
+{{- printf "%s-%s" .Release.Namespace (include "modelwerk.fullname" .) }}
+{{- end }}
+
+{{- define "modelwerk.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "modelwerk.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "modelwerk.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "modelwerk.webhookSecretName" -}}
+{{- default (printf "%s-webhook" (include "modelwerk.fullname" .)) .Values.webhook.existingSecret }}
+{{- end }}
+
+{{/* Labels ------------------------------------------------------------------------------ */}}
+
+{{- define "modelwerk.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "modelwerk.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{- define "modelwerk.labels" -}}
+helm.sh/chart: {{ include "modelwerk.chart" . }}
+{{ include "modelwerk.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: modelwerk
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* Images ------------------------------------------------------------------------------ */}}
+
+{{- define "modelwerk.imageRef" -}}
+{{- $image := index . 0 }}
+{{- $appVersion := index . 1 }}
+{{- if $image.digest }}
+{{- printf "%s@%s" $image.repository $image.digest }}
+{{- else }}
+{{- printf "%s:%s" $image.repository (default $appVersion $image.tag) }}
+{{- end }}
+{{- end }}
+
+{{- define "modelwerk.image" -}}
+{{- include "modelwerk.imageRef" (list .Values.image .Chart.AppVersion) }}
+{{- end }}
+
+{{- define "modelwerk.servingImage" -}}
+{{- include "modelwerk.imageRef" (list .Values.servingImage .Chart.AppVersion) }}
+{{- end }}
+
+{{/* RBAC ----------------------------------------------------------------------------------
+     What the operator does in the namespaces it watches, derived from the code:
+     handlers/ watch (get/list/watch), reconcilers/ server-side apply (patch; create for new
+     objects), merge-patch status, create Jobs and TrainingRuns, delete pruned children and
+     expired TrainingRuns, post Events. Used as a ClusterRole (cluster-wide) or as a Role in each
+     watched namespace. Nothing on Secrets, ConfigMaps, ServiceAccounts, pods/exec or pod
+     creation: the operator never touches them. */}}
+{{- define "modelwerk.namespacedRules" -}}
+- apiGroups: ["modelwerk.io"]
+  resources: ["models", "deployments"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["modelwerk.io"]
+  resources: ["trainingruns"]
+  verbs: ["get", "list", "watch", "patch", "create", "delete"]
+- apiGroups: ["modelwerk.io"]
+  resources: ["models/status", "trainingruns/status", "deployments/status"]
+  verbs: ["get", "patch", "update"]
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["autoscaling"]
+  resources: ["horizontalpodautoscalers"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["machinelearning.seldon.io"]
+  resources: ["seldondeployments"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["monitoring.coreos.com"]
+  resources: ["prometheusrules", "servicemonitors", "podmonitors"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["", "events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}
+
+{{/* Inherently cluster-scoped: kopf scans and watches CRDs; the operator checks whether the
+     Seldon and Prometheus Operator CRDs are installed. */}}
+{{- define "modelwerk.crdRules" -}}
+- apiGroups: ["apiextensions.k8s.io"]
+  resources: ["customresourcedefinitions"]
+  verbs: ["get", "list", "watch"]
+{{- end }}

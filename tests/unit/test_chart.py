@@ -1,0 +1,563 @@
+"""The Helm chart (helm/modelwerk) and what is generated from it: lint, both RBAC modes rendered
+and least-privilege, every pod spec restricted, the values schema refusing bad values with a clear
+message, and the generated files (CRD copies, operator rules, manifests/install.yaml) current.
+
+helm is the pinned one of the local control plane's tools (`hack/cluster.sh env`)."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import subprocess
+from collections.abc import Iterator, Sequence
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import kopf
+import pytest
+import yaml
+
+from modelwerk import k8s, wiring
+from modelwerk.builders import operator_rules
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "helm" / "modelwerk"
+NS = "modelwerk-system"
+
+Doc = dict[str, Any]
+
+
+def _load_gen_chart() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("gen_chart", ROOT / "hack" / "gen-chart.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+gen_chart = _load_gen_chart()
+
+
+@cache
+def helm_bin() -> str:
+    return str(gen_chart.helm_binary())
+
+
+def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [helm_bin(), *args], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} failed:\n{proc.stderr}")
+    return proc
+
+
+def render(*sets: str, release: str = "modelwerk", namespace: str = NS) -> list[Doc]:
+    args = ["template", release, str(CHART), "--namespace", namespace]
+    for value in sets:
+        args += ["--set", value]
+    return [d for d in yaml.safe_load_all(helm(*args).stdout) if d]
+
+
+def of_kind(docs: Sequence[Doc], kind: str) -> list[Doc]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def one(docs: Sequence[Doc], kind: str) -> Doc:
+    found = of_kind(docs, kind)
+    assert len(found) == 1, f"expected one {kind}, got {len(found)}"
+    return found[0]
+
+
+NAMESPACED = ("watchNamespaces={team-a,team-b}",)
+ALL_FEATURES = (
+    "serviceMonitor.enabled=true",
+    "prometheusRule.enabled=true",
+    "networkPolicy.enabled=true",
+    "webhook.enabled=true",
+    "webhook.token=s3cret",
+    "prometheus.url=http://prometheus-operated.monitoring:9090",
+)
+VALUE_SETS = {
+    "defaults": (),
+    "namespaced": NAMESPACED,
+    "all-features": ALL_FEATURES,
+    "namespaced-all-features": NAMESPACED + ALL_FEATURES,
+    "existing-secret": ("webhook.enabled=true", "webhook.existingSecret=my-token"),
+}
+
+
+# --- lint -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["lint", "lint-strict"])
+def test_helm_lint(strict: bool) -> None:
+    proc = helm("lint", str(CHART), *(["--strict"] if strict else []), check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 chart(s) failed" in proc.stdout
+
+
+@pytest.mark.parametrize("name", sorted(VALUE_SETS))
+def test_lint_with_value_sets(name: str) -> None:
+    sets = [a for value in VALUE_SETS[name] for a in ("--set", value)]
+    proc = helm("lint", str(CHART), "--strict", *sets, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_chart_metadata() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["apiVersion"] == "v2"
+    assert chart["name"] == "modelwerk"
+    assert chart["appVersion"] == "0.1.0"
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
+    assert schema["additionalProperties"] is False
+    # Every default value is described by the schema (additionalProperties is false).
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert set(values) == set(schema["properties"])
+
+
+# --- the operator Deployment and its Service ---------------------------------------------------
+
+
+def _env(container: Doc) -> dict[str, str]:
+    return {e["name"]: e.get("value", "") for e in container.get("env", [])}
+
+
+def test_operator_deployment_defaults() -> None:
+    docs = render()
+    dep = one(docs, "Deployment")
+    assert dep["metadata"]["namespace"] == NS
+    assert dep["spec"]["replicas"] == 1
+    assert dep["spec"]["strategy"] == {"type": "Recreate"}
+    pod = dep["spec"]["template"]["spec"]
+    sa = one(docs, "ServiceAccount")
+    assert pod["serviceAccountName"] == sa["metadata"]["name"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["modelwerk", "run"]
+    assert container["image"] == "ghcr.io/modelwerk/modelwerk:0.1.0"
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http-metrics": 8080, "health": 8081}
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert set(container["resources"]) == {"requests", "limits"}
+    for part in ("requests", "limits"):
+        assert set(container["resources"][part]) == {"cpu", "memory"}
+    env = _env(container)
+    assert "MODELWERK_NAMESPACES" not in env  # cluster-wide
+    assert env["MODELWERK_SERVING_IMAGE"] == "ghcr.io/modelwerk/model-server:0.1.0"
+    assert env["MODELWERK_PROMETHEUS_URL"] == ""
+    assert "MODELWERK_WEBHOOK_TOKEN_FILE" not in env
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+    assert of_kind(docs, "Secret") == []
+
+    svc = one(docs, "Service")
+    assert svc["spec"]["ports"] == [
+        {"name": "http-metrics", "port": 8080, "targetPort": "http-metrics", "protocol": "TCP"}
+    ]
+    pod_labels = dep["spec"]["template"]["metadata"]["labels"]
+    assert svc["spec"]["selector"].items() <= pod_labels.items()
+    assert dep["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+
+
+def test_values_reach_the_container() -> None:
+    docs = render(
+        *NAMESPACED,
+        "image.repository=registry.example/mw",
+        "image.tag=v9",
+        "servingImage.digest=sha256:" + "a" * 64,
+        "prometheus.url=http://prom:9090",
+        "verbose=true",
+    )
+    (container,) = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    env = _env(container)
+    assert env["MODELWERK_NAMESPACES"] == "team-a,team-b"
+    assert env["MODELWERK_PROMETHEUS_URL"] == "http://prom:9090"
+    assert env["MODELWERK_SERVING_IMAGE"] == "ghcr.io/modelwerk/model-server@sha256:" + "a" * 64
+    assert container["image"] == "registry.example/mw:v9"
+    assert container["args"] == ["--verbose"]
+
+
+def test_webhook_token_secret_is_mounted_and_named_in_env() -> None:
+    docs = render("webhook.enabled=true", "webhook.token=s3cret")
+    secret = one(docs, "Secret")
+    assert base64.b64decode(secret["data"]["token"]).decode() == "s3cret"
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    token_file = Path(_env(container)["MODELWERK_WEBHOOK_TOKEN_FILE"])
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == str(token_file.parent))
+    assert mount["readOnly"] is True
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    assert volume["secret"]["secretName"] == secret["metadata"]["name"]
+    assert [i["path"] for i in volume["secret"]["items"]] == [token_file.name]
+
+
+def test_webhook_existing_secret_is_used_not_created() -> None:
+    docs = render("webhook.enabled=true", "webhook.existingSecret=my-token")
+    assert of_kind(docs, "Secret") == []
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    assert {"secretName": "my-token"}.items() <= next(
+        v["secret"] for v in pod["volumes"] if "secret" in v
+    ).items()
+
+
+# --- pod security ------------------------------------------------------------------------------
+
+
+def pod_specs(node: Any) -> Iterator[Doc]:
+    """Every pod spec anywhere in a rendered object (a dict with `containers`)."""
+    if isinstance(node, dict):
+        if isinstance(node.get("containers"), list):
+            yield node
+        for value in node.values():
+            yield from pod_specs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from pod_specs(value)
+
+
+def restricted_violations(pod: Doc) -> list[str]:
+    """Pod Security Standard `restricted`, plus our own rules (read-only root filesystem)."""
+    bad = []
+    psc = pod.get("securityContext") or {}
+    for field in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod.get(field):
+            bad.append(f"pod {field}")
+    for volume in pod.get("volumes") or []:
+        allowed = {"name", "emptyDir", "secret", "configMap", "projected", "downwardAPI"}
+        if set(volume) - allowed:
+            bad.append(f"volume {volume['name']} of type {sorted(set(volume) - allowed)}")
+    pod_seccomp = (psc.get("seccompProfile") or {}).get("type")
+    for c in (pod.get("initContainers") or []) + pod["containers"]:
+        sc = c.get("securityContext") or {}
+        name = c["name"]
+        if sc.get("allowPrivilegeEscalation") is not False:
+            bad.append(f"{name}: allowPrivilegeEscalation not false")
+        if sc.get("privileged"):
+            bad.append(f"{name}: privileged")
+        if sc.get("readOnlyRootFilesystem") is not True:
+            bad.append(f"{name}: root filesystem writable")
+        caps = sc.get("capabilities") or {}
+        if caps.get("drop") != ["ALL"]:
+            bad.append(f"{name}: capabilities not dropped")
+        if set(caps.get("add") or []) - {"NET_BIND_SERVICE"}:
+            bad.append(f"{name}: capabilities added")
+        if not (sc.get("runAsNonRoot") or psc.get("runAsNonRoot")):
+            bad.append(f"{name}: runAsNonRoot not set")
+        if 0 in (sc.get("runAsUser"), psc.get("runAsUser")):
+            bad.append(f"{name}: runs as root")
+        seccomp = (sc.get("seccompProfile") or {}).get("type") or pod_seccomp
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            bad.append(f"{name}: seccomp {seccomp}")
+        for port in c.get("ports") or []:
+            if port.get("hostPort"):
+                bad.append(f"{name}: hostPort")
+    return bad
+
+
+@pytest.mark.parametrize("name", sorted(VALUE_SETS))
+def test_every_pod_spec_is_restricted(name: str) -> None:
+    docs = render(*VALUE_SETS[name])
+    specs = [spec for doc in docs for spec in pod_specs(doc)]
+    assert specs, "no pod spec rendered"
+    for spec in specs:
+        assert restricted_violations(spec) == []
+
+
+def test_the_restricted_check_catches_violations() -> None:
+    pod = {"containers": [{"name": "c", "securityContext": {"privileged": True}}]}
+    assert len(restricted_violations(pod)) >= 5
+
+
+# --- RBAC --------------------------------------------------------------------------------------
+
+EVENTS = ("", "events.k8s.io")
+WATCH = {"get", "list", "watch"}
+MANAGE = WATCH | {"create", "patch", "delete"}
+# What the operator needs in a namespace it watches (see the chart's _helpers.tpl).
+EXPECTED_NAMESPACED: dict[tuple[str, str], set[str]] = {
+    ("modelwerk.io", "models"): WATCH | {"patch"},
+    ("modelwerk.io", "deployments"): WATCH | {"patch"},
+    ("modelwerk.io", "trainingruns"): WATCH | {"patch", "create", "delete"},
+    ("modelwerk.io", "models/status"): {"get", "patch", "update"},
+    ("modelwerk.io", "trainingruns/status"): {"get", "patch", "update"},
+    ("modelwerk.io", "deployments/status"): {"get", "patch", "update"},
+    ("batch", "jobs"): MANAGE,
+    ("", "pods"): WATCH,
+    ("", "services"): MANAGE,
+    ("apps", "deployments"): MANAGE,
+    ("autoscaling", "horizontalpodautoscalers"): MANAGE,
+    ("policy", "poddisruptionbudgets"): MANAGE,
+    ("machinelearning.seldon.io", "seldondeployments"): MANAGE,
+    ("monitoring.coreos.com", "prometheusrules"): MANAGE,
+    ("monitoring.coreos.com", "servicemonitors"): MANAGE,
+    ("monitoring.coreos.com", "podmonitors"): MANAGE,
+    ("", "events"): {"create", "patch"},
+    ("events.k8s.io", "events"): {"create", "patch"},
+}
+EXPECTED_CRD_READ = {("apiextensions.k8s.io", "customresourcedefinitions"): WATCH}
+
+
+def grants(rules: Sequence[Doc]) -> dict[tuple[str, str], set[str]]:
+    out: dict[tuple[str, str], set[str]] = {}
+    for rule in rules:
+        assert "resourceNames" not in rule
+        assert "nonResourceURLs" not in rule
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                out.setdefault((group, resource), set()).update(rule["verbs"])
+    return out
+
+
+def bound_to(docs: Sequence[Doc], sa: str, namespace: str, role_kind: str) -> list[Doc]:
+    binding_kind = "ClusterRoleBinding" if role_kind == "ClusterRole" else "RoleBinding"
+    roles = {
+        (r["metadata"].get("namespace"), r["metadata"]["name"]): r for r in of_kind(docs, role_kind)
+    }
+    out = []
+    for b in of_kind(docs, binding_kind):
+        subjects = {(s["kind"], s["name"], s.get("namespace")) for s in b["subjects"]}
+        assert subjects == {("ServiceAccount", sa, namespace)}
+        assert b["roleRef"]["kind"] == role_kind
+        out.append(roles[(b["metadata"].get("namespace"), b["roleRef"]["name"])])
+    return out
+
+
+def test_cluster_wide_rbac() -> None:
+    docs = render()
+    sa = one(docs, "ServiceAccount")["metadata"]["name"]
+    assert of_kind(docs, "Role") == []
+    assert of_kind(docs, "RoleBinding") == []
+    cluster_roles = bound_to(docs, sa, NS, "ClusterRole")
+    assert len(cluster_roles) == len(of_kind(docs, "ClusterRole")) == 2
+    combined = grants([r for role in cluster_roles for r in role["rules"]])
+    assert combined == {**EXPECTED_NAMESPACED, **EXPECTED_CRD_READ}
+
+
+def test_namespaced_rbac_grants_only_crd_reads_cluster_wide() -> None:
+    docs = render(*NAMESPACED)
+    sa = one(docs, "ServiceAccount")["metadata"]["name"]
+    # Cluster-wide: nothing but reading CRDs.
+    for role in of_kind(docs, "ClusterRole"):
+        assert grants(role["rules"]) == EXPECTED_CRD_READ, role["metadata"]["name"]
+    assert len(bound_to(docs, sa, NS, "ClusterRole")) == 1
+    # A Role and RoleBinding in each watched namespace, none elsewhere.
+    roles = bound_to(docs, sa, NS, "Role")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    for role in roles:
+        assert grants(role["rules"]) == EXPECTED_NAMESPACED
+    (container,) = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert _env(container)["MODELWERK_NAMESPACES"] == "team-a,team-b"
+
+
+def test_cluster_scoped_names_do_not_collide_across_namespaces() -> None:
+    a = {d["metadata"]["name"] for d in render(namespace="ns-a") if d["kind"].startswith("Cluster")}
+    b = {d["metadata"]["name"] for d in render(namespace="ns-b") if d["kind"].startswith("Cluster")}
+    assert a
+    assert not a & b
+
+
+def _resource_of_kind(kind: str) -> tuple[str, str]:
+    """(group, plural) of one of wiring.CHILD_KINDS, through k8s' table of kinds."""
+    group = None
+    if "/" in kind:
+        group, kind = kind.split("/")
+    for t in k8s._TYPES:
+        t_group = t.api_version.rpartition("/")[0]
+        if t.kind == kind and (group is None or t_group == group) and t_group != "modelwerk.io":
+            return t_group, t.plural
+    raise AssertionError(f"{kind} is not in k8s._TYPES")
+
+
+def test_rbac_covers_what_the_code_watches_and_applies() -> None:
+    """Derived from the code, so a new handler or child kind without RBAC fails here."""
+    import modelwerk.handlers  # noqa: F401  (registers the handlers)
+
+    granted = EXPECTED_NAMESPACED | EXPECTED_CRD_READ
+    registry = kopf.get_default_registry()
+    watched = {
+        (h.selector.group or "", h.selector.any_name or h.selector.plural)
+        for h in registry._watching.get_all_handlers()
+        if h.selector is not None
+    }
+    assert ("modelwerk.io", "trainingruns") in watched
+    for resource in watched:
+        assert granted.get(resource, set()) >= WATCH, f"{resource} is watched"
+    for kind in wiring.CHILD_KINDS:
+        resource = _resource_of_kind(kind)
+        assert granted.get(resource, set()) >= MANAGE, f"{kind} is applied and pruned"
+    # And the rendered chart grants exactly this table.
+    rendered = grants([r for role in of_kind(render(), "ClusterRole") for r in role["rules"]])
+    assert rendered == granted
+
+
+def test_nothing_sensitive_is_granted() -> None:
+    for values in VALUE_SETS.values():
+        docs = render(*values)
+        for role in of_kind(docs, "ClusterRole") + of_kind(docs, "Role"):
+            granted = grants(role["rules"])
+            for group, resource in granted:
+                assert "*" not in (group, resource)
+                assert resource not in ("secrets", "pods/exec", "pods/attach", "configmaps")
+                assert resource not in ("roles", "rolebindings", "clusterroles", "namespaces")
+            assert "create" not in granted.get(("", "pods"), set())
+            assert all("*" not in verbs for verbs in granted.values())
+
+
+# --- optional objects --------------------------------------------------------------------------
+
+
+def test_optional_objects_off_by_default() -> None:
+    kinds = {d["kind"] for d in render()}
+    assert kinds == {
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Service",
+        "Deployment",
+    }
+
+
+def test_service_monitor_scrapes_the_metrics_port() -> None:
+    docs = render("serviceMonitor.enabled=true", "serviceMonitor.labels.release=prometheus")
+    sm, svc = one(docs, "ServiceMonitor"), one(docs, "Service")
+    assert sm["metadata"]["labels"]["release"] == "prometheus"
+    assert sm["spec"]["namespaceSelector"] == {"matchNames": [NS]}
+    assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
+    assert [e["port"] for e in sm["spec"]["endpoints"]] == ["http-metrics"]
+
+
+def test_prometheus_rule_is_the_operator_builders() -> None:
+    docs = render("prometheusRule.enabled=true")
+    rule, svc = one(docs, "PrometheusRule"), one(docs, "Service")
+    # The job of a ServiceMonitor scrape is the Service's name.
+    expected = operator_rules.build_operator_rule_groups(job=svc["metadata"]["name"], namespace=NS)
+    assert rule["spec"]["groups"] == expected
+    # Prometheus' own templates reach it unevaluated.
+    assert "{{ $labels.kind }}" in json.dumps(rule)
+    custom = one(
+        render("prometheusRule.enabled=true", "prometheusRule.job=.*op.*"), "PrometheusRule"
+    )
+    assert custom["spec"]["groups"] == operator_rules.build_operator_rule_groups(
+        job=".*op.*", namespace=NS
+    )
+
+
+def test_network_policy() -> None:
+    docs = render("networkPolicy.enabled=true", "prometheus.url=http://prom.monitoring:9090")
+    spec = one(docs, "NetworkPolicy")["spec"]
+    pod_labels = one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert spec["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert sorted(spec["policyTypes"]) == ["Egress", "Ingress"]
+    by_port = {r["ports"][0]["port"]: r for r in spec["ingress"]}
+    assert by_port[8080]["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
+    assert "from" not in by_port[8081]  # kubelet probes
+    egress_ports = {(p["port"], p["protocol"]) for r in spec["egress"] for p in r["ports"]}
+    assert {(53, "UDP"), (53, "TCP"), (443, "TCP"), (6443, "TCP"), (9090, "TCP")} <= egress_ports
+    no_prometheus = one(render("networkPolicy.enabled=true"), "NetworkPolicy")["spec"]
+    assert 9090 not in {p["port"] for r in no_prometheus["egress"] for p in r["ports"]}
+
+
+# --- the values schema -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["replicaCount=2"], "at '/replicaCount': value must be 1"),
+        (["replicaCount=0"], "at '/replicaCount': value must be 1"),
+        (["watchNamespaces=team-a"], "at '/watchNamespaces': got string, want array"),
+        (["watchNamespaces={Team_A}"], "at '/watchNamespaces/0': 'Team_A' does not match pattern"),
+        (["watchNamespaces={a,a}"], "at '/watchNamespaces': items at 0 and 1 are equal"),
+        (["image.tag=2"], "at '/image/tag': got number, want string"),
+        (["image.tag=true"], "at '/image/tag': got boolean, want string"),
+        (["image.tag=a b"], "at '/image/tag': 'a b' does not match pattern"),
+        (["image.digest=latest"], "at '/image/digest': 'latest' does not match pattern"),
+        (["image.pullPolicy=Sometimes"], "at '/image/pullPolicy': value must be one of"),
+        (["replicas=1"], "at '': additional properties 'replicas' not allowed"),
+        (["image.name=x"], "at '/image': additional properties 'name' not allowed"),
+        (["workers=0"], "at '/workers': minimum: got 0, want 1"),
+        (["prometheus.url=prom:9090"], "at '/prometheus/url': 'prom:9090' does not match"),
+        (["serviceMonitor.interval=often"], "at '/serviceMonitor/interval'"),
+        (['prometheusRule.job=a"b'], "at '/prometheusRule/job'"),
+        (["networkPolicy.apiServer.ports={0}"], "at '/networkPolicy/apiServer/ports/0'"),
+        (
+            ["webhook.enabled=true"],
+            "webhook.token is required when webhook.enabled is true "
+            "(or set webhook.existingSecret)",
+        ),
+    ],
+)
+def test_bad_values_fail_with_a_clear_message(sets: list[str], message: str) -> None:
+    args = ["template", "modelwerk", str(CHART), "--namespace", NS]
+    for value in sets:
+        args += ["--set", value]
+    proc = helm(*args, check=False)
+    assert proc.returncode != 0, f"{sets} rendered:\n{proc.stdout[:500]}"
+    assert message in proc.stderr
+
+
+def test_numeric_tag_from_a_values_file_is_refused(tmp_path: Path) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text("image:\n  tag: 1.10\n")  # YAML reads 1.1, a float: the wrong image
+    proc = helm("template", "modelwerk", str(CHART), "-f", str(values), check=False)
+    assert proc.returncode != 0
+    assert "at '/image/tag': got number, want string" in proc.stderr
+
+
+# --- generated files ---------------------------------------------------------------------------
+
+
+def test_crd_copies_are_byte_identical() -> None:
+    sources = {p.name: p.read_bytes() for p in (ROOT / "crds").glob("*.yaml")}
+    copies = {p.name: p.read_bytes() for p in (CHART / "crds").glob("*.yaml")}
+    assert sources, "no CRDs in crds/"
+    assert sorted(copies) == sorted(sources), "run hack/gen-chart.py"
+    for name, content in sources.items():
+        assert copies[name] == content, f"helm/modelwerk/crds/{name} drifted: run hack/gen-chart.py"
+
+
+def test_operator_rules_file_is_current() -> None:
+    committed = CHART / "files" / "operator-rules.yaml"
+    assert committed.read_text() == gen_chart.operator_rules(), "run hack/gen-chart.py"
+
+
+def test_install_manifest_is_current() -> None:
+    committed = (ROOT / "manifests" / "install.yaml").read_text()
+    assert committed == gen_chart.install_manifest(helm_bin()), "run hack/gen-chart.py"
+    docs = [d for d in yaml.safe_load_all(committed) if d]
+    kinds = [d["kind"] for d in docs]
+    assert kinds.count("CustomResourceDefinition") == len(list((ROOT / "crds").glob("*.yaml")))
+    assert {d["metadata"].get("namespace") for d in docs if d["kind"] == "Deployment"} == {NS}
+
+
+def test_gen_chart_reports_no_drift() -> None:
+    assert gen_chart.drift(helm_bin()) == []
+
+
+def test_argocd_application() -> None:
+    app = yaml.safe_load((ROOT / "manifests" / "argocd" / "application.yaml").read_text())
+    assert app["apiVersion"] == "argoproj.io/v1alpha1"
+    assert app["kind"] == "Application"
+    source = app["spec"]["source"]
+    assert source["repoURL"] == "https://github.com/modelwerk/modelwerk"
+    assert source["path"] == "helm/modelwerk"
+    assert "ServerSideApply=true" in app["spec"]["syncPolicy"]["syncOptions"]
+    # Its values pass the chart's schema.
+    values = yaml.safe_dump(source["helm"].get("valuesObject") or {})
+    proc = subprocess.run(
+        [helm_bin(), "template", "modelwerk", str(CHART), "-f", "-"],
+        input=values,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
