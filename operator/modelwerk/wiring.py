@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from modelwerk import constants, k8s
+import aiohttp
+
+from modelwerk import constants, k8s, promql
 from modelwerk.config import OperatorConfig
 from modelwerk.k8s import Kube
 from modelwerk.reconcilers import deployment, model, trainingrun
@@ -131,10 +133,16 @@ def build_runtime(kube: Kube, config: OperatorConfig) -> Runtime:
     reconcile_run = bind(trainingrun.reconcile)
     reconcile_deployment = bind(deployment.reconcile)
 
+    # Failures of the world, not of the code: logged in one line, retried with backoff.
+    expected = (k8s.ApiError, promql.PrometheusError, aiohttp.ClientError, TimeoutError)
     rt.queues = {
-        "Deployment": WorkQueue("Deployment", reconcile_deployment, workers=config.workers),
-        "Model": WorkQueue("Model", reconcile_model, workers=config.workers),
-        "TrainingRun": WorkQueue("TrainingRun", reconcile_run, workers=config.workers),
+        "Deployment": WorkQueue(
+            "Deployment", reconcile_deployment, workers=config.workers, expected=expected
+        ),
+        "Model": WorkQueue("Model", reconcile_model, workers=config.workers, expected=expected),
+        "TrainingRun": WorkQueue(
+            "TrainingRun", reconcile_run, workers=config.workers, expected=expected
+        ),
     }
     return rt
 

@@ -24,8 +24,18 @@ MAX_BACKOFF = 300.0
 
 
 class WorkQueue:
-    def __init__(self, kind: str, reconcile: Reconcile, *, workers: int = 4) -> None:
+    def __init__(
+        self,
+        kind: str,
+        reconcile: Reconcile,
+        *,
+        workers: int = 4,
+        expected: tuple[type[BaseException], ...] = (),
+    ) -> None:
         self.kind = kind
+        # Failures of the world (API errors, timeouts) get one log line; anything else is a bug
+        # and gets its traceback.
+        self._expected = expected
         self._reconcile = reconcile
         self._workers = workers
         self._ready: asyncio.Queue[Key] = asyncio.Queue()
@@ -107,17 +117,27 @@ class WorkQueue:
             requeue_after = await self._reconcile(key)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as err:
             failures = self._failures.get(key, 0) + 1
             self._failures[key] = failures
             delay = min(MAX_BACKOFF, MIN_BACKOFF * 2 ** (failures - 1))
-            log.exception(
-                "%s %s: reconcile failed (attempt %d), retrying in %.1fs",
-                self.kind,
-                key,
-                failures,
-                delay,
-            )
+            if isinstance(err, self._expected):
+                log.warning(
+                    "%s %s: %s (attempt %d), retrying in %.1fs",
+                    self.kind,
+                    key,
+                    err,
+                    failures,
+                    delay,
+                )
+            else:
+                log.exception(
+                    "%s %s: reconcile failed (attempt %d), retrying in %.1fs",
+                    self.kind,
+                    key,
+                    failures,
+                    delay,
+                )
             metrics.RECONCILES.labels(self.kind, "error").inc()
             self.add(key, after=delay)
             return

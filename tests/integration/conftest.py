@@ -131,7 +131,14 @@ class OperatorProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = dict(os.environ, KUBECONFIG=self.kubeconfig, MODELWERK_HTTP_HOST="127.0.0.1")
+        # CRDs come and go during a test session (Seldon's is deleted and reinstalled): the
+        # operator should notice within seconds, not the production default of a minute.
+        env = {
+            "MODELWERK_CRD_CACHE_SECONDS": "1",
+            **os.environ,
+            "KUBECONFIG": self.kubeconfig,
+            "MODELWERK_HTTP_HOST": "127.0.0.1",
+        }
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [
