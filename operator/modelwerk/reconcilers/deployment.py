@@ -19,6 +19,7 @@ from modelwerk.builders import seldon, serving
 from modelwerk.reconcilers.common import StatusBuilder, apply_children, post_transitions
 from modelwerk.reconcilers.monitoring import reconcile_monitoring
 from modelwerk.runtime import Runtime
+from modelwerk.status import merge_patch, status_changed
 from modelwerk.store import ObjectKey
 
 KIND = "Deployment"
@@ -159,7 +160,7 @@ async def _plan(
                 f"canary version {entry['version']} is already the stable version",
             )
         elif entry is not None and int(entry["version"]) in rejected:
-            if True:  # TEMP
+            if not _rolled_back_here(sb.old.get("canary"), int(entry["version"])):
                 sb.condition(
                     "CanaryAnalysis",
                     False,
@@ -222,7 +223,7 @@ async def _plan_canary(
                 sb.condition("CanaryAnalysis", False, "PrometheusUnavailable", str(err))
                 plan.requeue_after = 30.0
                 measured = None
-            if measured is not None and measured.requests < 0:  # TEMP
+            if measured is not None and measured.requests <= 0:
                 # Not one request in the window (or no series at all): nothing says the canary
                 # is good, so the step holds, and is measured again an interval later, instead
                 # of passing on the absence of errors and latency.
@@ -251,13 +252,21 @@ async def _plan_canary(
         )
         return
     if step.state == CanaryState.PROMOTED:
+        # The operator never writes spec: the promotion lasts while spec.canary says so.
+        keep = (
+            f"set spec.version to {number}"
+            if dep.spec.version is not None
+            else f"point alias {dep.spec.alias!r} at version {number}"
+        )
         if (previous or {}).get("state") != str(CanaryState.PROMOTED):
             plan.events.append(("CanaryPromoted", f"version {number} passed every step", "Normal"))
         sb.condition(
             "CanaryAnalysis",
             True,
             "Promoted",
-            f"version {number} passed every analysis step and serves all traffic",
+            f"version {number} passed every analysis step and serves all traffic while "
+            f"spec.canary names it: {keep} before removing spec.canary, or the Deployment goes "
+            f"back to version {plan.target['version']}",
         )
         plan.target = entry
         return
@@ -572,25 +581,9 @@ def _bad(cond: Mapping[str, Any]) -> bool:
 async def _write(
     rt: Runtime, body: Mapping[str, Any], sb: StatusBuilder, phase: str
 ) -> float | None:
-    from modelwerk.status import status_changed
-
     status = sb.finish(phase)
     if status_changed(sb.old, status):
         updated = await rt.kube.patch_status(body, merge_patch(sb.old, status))
         rt.store(KIND).upsert(updated)
         await post_transitions(rt, body, sb.old, status, _bad)
     return None
-
-
-def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
-    """`new` as a JSON merge patch over `old`. A merge patch keeps every key it does not name, so
-    a key `new` no longer has is sent as null, at any depth: otherwise a removed canary's status,
-    a previous canary's measurements or the previous version's lineage would stay forever."""
-    patch: dict[str, Any] = {key: None for key in old if key not in new}
-    for key, value in new.items():
-        before = old.get(key)
-        if isinstance(value, Mapping) and isinstance(before, Mapping):
-            patch[key] = merge_patch(before, value)
-        else:
-            patch[key] = value
-    return patch

@@ -10,7 +10,7 @@ from modelwerk import k8s, registry
 from modelwerk.api.model import Model
 from modelwerk.reconcilers import retrain as retrain_reconciler
 from modelwerk.runtime import Runtime
-from modelwerk.status import now, set_condition, status_changed
+from modelwerk.status import merge_patch, now, set_condition, status_changed
 from modelwerk.store import ObjectKey
 
 KIND = "Model"
@@ -122,7 +122,9 @@ async def compare_and_swap(
         meta = current["metadata"]
         try:
             updated = await rt.kube.patch_status(
-                current, status, resource_version=meta["resourceVersion"]
+                current,
+                merge_patch(current.get("status") or {}, status),
+                resource_version=meta["resourceVersion"],
             )
         except k8s.Conflict:
             current = await rt.kube.get(

@@ -18,7 +18,7 @@ from modelwerk.reconcilers import model as model_reconciler
 from modelwerk.reconcilers.common import StatusBuilder, post_transitions
 from modelwerk.report import REASON_MISSING, ReportError, parse_report
 from modelwerk.runtime import Runtime
-from modelwerk.status import get_condition, now, status_changed
+from modelwerk.status import get_condition, merge_patch, now, status_changed
 from modelwerk.store import ObjectKey
 
 KIND = "TrainingRun"
@@ -470,7 +470,7 @@ async def _write(
 ) -> float | None:
     status = sb.finish(phase)
     if status_changed(sb.old, status):
-        updated = await rt.kube.patch_status(body, status)
+        updated = await rt.kube.patch_status(body, merge_patch(sb.old, status))
         rt.store(KIND).upsert(updated)
         await post_transitions(rt, body, sb.old, status, _bad)
     delay = ttl_remaining(body, status)
