@@ -8,7 +8,14 @@ from typing import Any
 
 from modelwerk import constants
 from modelwerk.runtime import Runtime
-from modelwerk.status import ConditionStatus, get_condition, now, set_condition
+from modelwerk.status import (
+    ConditionStatus,
+    get_condition,
+    merge_patch,
+    now,
+    set_condition,
+    status_changed,
+)
 from modelwerk.store import key_of
 
 SPEC_HASH = constants.ANNOTATION_SPEC_HASH
@@ -84,6 +91,24 @@ async def post_transitions(
             message=f"{cond['type']}={cond['status']}: {cond.get('message') or cond['reason']}",
             type_="Warning",
         )
+
+
+async def write_status(
+    rt: Runtime,
+    kind: str,
+    body: Mapping[str, Any],
+    sb: StatusBuilder,
+    phase: str,
+    bad: Callable[[Mapping[str, Any]], bool],
+) -> dict[str, Any]:
+    """Writes the built status only if it differs from the stored one, keeps the cache in step,
+    and posts the transition's Events. Returns the status as it now stands."""
+    status = sb.finish(phase)
+    if status_changed(sb.old, status):
+        updated = await rt.kube.patch_status(body, merge_patch(sb.old, status))
+        rt.store(kind).upsert(updated)
+        await post_transitions(rt, body, sb.old, status, bad)
+    return status
 
 
 async def apply_children(

@@ -16,10 +16,9 @@ from modelwerk import constants, promql, registry
 from modelwerk.api.deployment import CanaryState, Deployment
 from modelwerk.api.deployment import Runtime as ServingRuntime
 from modelwerk.builders import seldon, serving
-from modelwerk.reconcilers.common import StatusBuilder, apply_children, post_transitions
+from modelwerk.reconcilers.common import StatusBuilder, apply_children, write_status
 from modelwerk.reconcilers.monitoring import reconcile_monitoring
 from modelwerk.runtime import Runtime
-from modelwerk.status import merge_patch, status_changed
 from modelwerk.store import ObjectKey
 
 KIND = "Deployment"
@@ -581,9 +580,5 @@ def _bad(cond: Mapping[str, Any]) -> bool:
 async def _write(
     rt: Runtime, body: Mapping[str, Any], sb: StatusBuilder, phase: str
 ) -> float | None:
-    status = sb.finish(phase)
-    if status_changed(sb.old, status):
-        updated = await rt.kube.patch_status(body, merge_patch(sb.old, status))
-        rt.store(KIND).upsert(updated)
-        await post_transitions(rt, body, sb.old, status, _bad)
+    await write_status(rt, KIND, body, sb, phase, _bad)
     return None

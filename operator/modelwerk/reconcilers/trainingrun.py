@@ -15,10 +15,10 @@ from modelwerk.api.model import Model
 from modelwerk.api.trainingrun import TrainingRun
 from modelwerk.builders.job import OutputError, build_job, hyperparameters_hash, job_name
 from modelwerk.reconcilers import model as model_reconciler
-from modelwerk.reconcilers.common import StatusBuilder, post_transitions
+from modelwerk.reconcilers.common import StatusBuilder, write_status
 from modelwerk.report import REASON_MISSING, ReportError, parse_report
 from modelwerk.runtime import Runtime
-from modelwerk.status import get_condition, merge_patch, now, status_changed
+from modelwerk.status import get_condition, now
 from modelwerk.store import ObjectKey
 
 KIND = "TrainingRun"
@@ -468,11 +468,7 @@ def _job_finished(job: Mapping[str, Any]) -> bool:
 async def _write(
     rt: Runtime, body: Mapping[str, Any], sb: StatusBuilder, phase: str
 ) -> float | None:
-    status = sb.finish(phase)
-    if status_changed(sb.old, status):
-        updated = await rt.kube.patch_status(body, merge_patch(sb.old, status))
-        rt.store(KIND).upsert(updated)
-        await post_transitions(rt, body, sb.old, status, _bad)
+    status = await write_status(rt, KIND, body, sb, phase, _bad)
     delay = ttl_remaining(body, status)
     if delay is None or delay > 0:
         return delay
