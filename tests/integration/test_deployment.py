@@ -172,67 +172,6 @@ def test_native_serves_a_version_registered_by_a_run(
 # --- 2. zero-downtime switch from version 1 to version 2 ------------------------------------
 
 
-@pytest.fixture
-def models_claim(namespace: str) -> Iterator[str]:
-    """A PVC `models` bound to a static local PV that only kwok nodes have, so pods that mount it
-    are scheduled (the PV is cluster-scoped: deleted here, not with the namespace)."""
-    pv = f"{namespace}-models"
-    manifest = {
-        "apiVersion": "v1",
-        "kind": "List",
-        "items": [
-            {
-                "apiVersion": "v1",
-                "kind": "PersistentVolume",
-                "metadata": {"name": pv},
-                "spec": {
-                    "capacity": {"storage": "1Gi"},
-                    "accessModes": ["ReadOnlyMany"],
-                    "persistentVolumeReclaimPolicy": "Retain",
-                    "storageClassName": "",
-                    "claimRef": {"namespace": namespace, "name": "models"},
-                    "local": {"path": "/var/lib/modelwerk/models"},
-                    "nodeAffinity": {
-                        "required": {
-                            "nodeSelectorTerms": [
-                                {
-                                    "matchExpressions": [
-                                        {"key": "type", "operator": "In", "values": ["kwok"]}
-                                    ]
-                                }
-                            ]
-                        }
-                    },
-                },
-            },
-            {
-                "apiVersion": "v1",
-                "kind": "PersistentVolumeClaim",
-                "metadata": {"name": "models", "namespace": namespace},
-                "spec": {
-                    "accessModes": ["ReadOnlyMany"],
-                    "storageClassName": "",
-                    "volumeName": pv,
-                    "resources": {"requests": {"storage": "1Gi"}},
-                },
-            },
-        ],
-    }
-    try:
-        apply(manifest)
-        wait_for(
-            "PVC models bound",
-            lambda: (
-                ((get("pvc", "models", namespace) or {}).get("status") or {}).get("phase")
-                == "Bound"
-            ),
-        )
-        yield "models"
-    finally:
-        kubectl("delete", "pvc", "models", "-n", namespace, "--wait=false", check=False)
-        kubectl("delete", "pv", pv, "--wait=false", check=False)
-
-
 def test_version_switch_keeps_the_old_version_until_the_new_one_is_available(
     namespace: str, operator: OperatorProcess, models_claim: str
 ) -> None:
