@@ -11,7 +11,6 @@ import json
 import os
 import platform
 import re
-import statistics
 import subprocess
 import sys
 import threading
@@ -35,9 +34,14 @@ DIGEST = "sha256:" + "ab" * 32
 
 
 def report_for(i: int) -> str:
-    return json.dumps({"v": 1, "metrics": {"accuracy": round(0.9 + (i % 100) / 1000, 4)},
-                       "artifact": {"uri": f"s3://bench/m/{i}/model.joblib", "digest": DIGEST}},
-                      separators=(",", ":"))
+    return json.dumps(
+        {
+            "v": 1,
+            "metrics": {"accuracy": round(0.9 + (i % 100) / 1000, 4)},
+            "artifact": {"uri": f"s3://bench/m/{i}/model.joblib", "digest": DIGEST},
+        },
+        separators=(",", ":"),
+    )
 
 
 def run_manifest(name: str, i: int, model: str | None = None) -> dict[str, Any]:
@@ -49,8 +53,12 @@ def run_manifest(name: str, i: int, model: str | None = None) -> dict[str, Any]:
     }
     if model:
         spec["model"] = model
-    return {"apiVersion": constants.API_VERSION, "kind": "TrainingRun",
-            "metadata": {"name": name, "namespace": NAMESPACE}, "spec": spec}
+    return {
+        "apiVersion": constants.API_VERSION,
+        "kind": "TrainingRun",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": spec,
+    }
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -76,9 +84,16 @@ class Watcher:
     def start(self) -> None:
         custom, batch, core = client.CustomObjectsApi(), client.BatchV1Api(), client.CoreV1Api()
         streams: list[tuple[str, Callable[..., Any], dict[str, Any]]] = [
-            ("TrainingRun", custom.list_namespaced_custom_object,
-             {"group": constants.GROUP, "version": constants.VERSION,
-              "plural": constants.TRAININGRUN_PLURAL, "namespace": NAMESPACE}),
+            (
+                "TrainingRun",
+                custom.list_namespaced_custom_object,
+                {
+                    "group": constants.GROUP,
+                    "version": constants.VERSION,
+                    "plural": constants.TRAININGRUN_PLURAL,
+                    "namespace": NAMESPACE,
+                },
+            ),
             ("Job", batch.list_namespaced_job, {"namespace": NAMESPACE}),
             ("Pod", core.list_namespaced_pod, {"namespace": NAMESPACE}),
         ]
@@ -97,14 +112,16 @@ class Watcher:
                     meta = obj["metadata"] if isinstance(obj, dict) else obj.metadata
                     name = meta["name"] if isinstance(meta, dict) else meta.name
                     if kind == "Pod":
-                        labels = (meta.get("labels") if isinstance(meta, dict) else meta.labels) or {}
+                        labels = (
+                            meta.get("labels") if isinstance(meta, dict) else meta.labels
+                        ) or {}
                         name = labels.get("job-name", name)
                     self.seen[kind].setdefault(name, now)
                     if kind == "TrainingRun":
                         self.phase[name] = (obj.get("status") or {}).get("phase", "")
                     if self._stop.is_set():
                         break
-            except Exception:  # noqa: BLE001  (a dropped watch is simply restarted)
+            except Exception:  # a dropped watch is simply restarted
                 time.sleep(0.5)
 
     def stop(self) -> None:
@@ -122,11 +139,27 @@ class Operator:
         started = time.monotonic()
         env = dict(os.environ, KUBECONFIG=self.kubeconfig, MODELWERK_HTTP_HOST="127.0.0.1")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "modelwerk", "run", "-n", NAMESPACE,
-             "--http-port", str(self.port), "--health-port", str(self.health)],
-            stdout=self.log.open("ab"), stderr=subprocess.STDOUT, env=env)
-        wait(lambda: self._get(f"http://127.0.0.1:{self.health}/healthz") is not None, 60,
-             "operator health")
+            [
+                sys.executable,
+                "-m",
+                "modelwerk",
+                "run",
+                "-n",
+                NAMESPACE,
+                "--http-port",
+                str(self.port),
+                "--health-port",
+                str(self.health),
+            ],
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        wait(
+            lambda: self._get(f"http://127.0.0.1:{self.health}/healthz") is not None,
+            60,
+            "operator health",
+        )
         return started
 
     def _get(self, url: str) -> str | None:
@@ -147,17 +180,24 @@ class Operator:
         return values
 
     def writes(self) -> float:
-        return sum(v for k, v in self.metrics().items()
-                   if k.startswith("modelwerk_api_requests_total")
-                   and re.search(r'verb="(post|patch|put|delete)"', k))
+        return sum(
+            v
+            for k, v in self.metrics().items()
+            if k.startswith("modelwerk_api_requests_total")
+            and re.search(r'verb="(post|patch|put|delete)"', k)
+        )
 
     def reconciles(self, kind: str) -> float:
-        return sum(v for k, v in self.metrics().items()
-                   if k.startswith("modelwerk_reconcile_total") and f'kind="{kind}"' in k)
+        return sum(
+            v
+            for k, v in self.metrics().items()
+            if k.startswith("modelwerk_reconcile_total") and f'kind="{kind}"' in k
+        )
 
     def queue_depth(self) -> float:
-        return sum(v for k, v in self.metrics().items()
-                   if k.startswith("modelwerk_workqueue_depth"))
+        return sum(
+            v for k, v in self.metrics().items() if k.startswith("modelwerk_workqueue_depth")
+        )
 
     def rss_mb(self) -> tuple[float, float]:
         assert self.proc is not None
@@ -182,8 +222,13 @@ def wait(probe: Callable[[], bool], timeout: float, what: str, interval: float =
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
-async def create_runs(kube: Kube, manifests: list[dict[str, Any]], rate: float | None,
-                      created: dict[str, float], concurrency: int = 32) -> float:
+async def create_runs(
+    kube: Kube,
+    manifests: list[dict[str, Any]],
+    rate: float | None,
+    created: dict[str, float],
+    concurrency: int = 32,
+) -> float:
     """Creates the runs, at `rate` per second or all at once; returns the elapsed seconds."""
     sem = asyncio.Semaphore(concurrency)
     start = time.monotonic()
@@ -203,11 +248,29 @@ async def create_runs(kube: Kube, manifests: list[dict[str, Any]], rate: float |
 
 
 async def delete_all(kube: Kube) -> None:
-    subprocess.run(["kubectl", "-n", NAMESPACE, "delete", "trainingruns", "--all", "--wait=true",
-                    "--timeout=600s"], check=True, capture_output=True)
-    wait(lambda: not subprocess.run(["kubectl", "-n", NAMESPACE, "get", "jobs,pods", "-o", "name"],
-                                    capture_output=True, text=True).stdout.strip(), 600,
-         "jobs and pods gone")
+    await asyncio.to_thread(_delete_all)
+
+
+def _delete_all() -> None:
+    # `kubectl delete --wait` on a thousand objects can hang on a missed watch event: delete in
+    # the background and poll until the namespace holds no runs, Jobs or pods.
+    subprocess.run(
+        ["kubectl", "-n", NAMESPACE, "delete", "trainingruns,models", "--all", "--wait=false"],
+        check=True,
+        capture_output=True,
+    )
+    wait(
+        lambda: (
+            not subprocess.run(
+                ["kubectl", "-n", NAMESPACE, "get", "trainingruns,jobs,pods", "-o", "name"],
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+        ),
+        900,
+        "runs, jobs and pods gone",
+        interval=1,
+    )
 
 
 @dataclass
@@ -221,8 +284,9 @@ class Results:
     ceiling: dict[str, Any] = field(default_factory=dict)
 
 
-async def latency_scenario(kube: Kube, op: Operator, n: int, rate: float | None,
-                           prefix: str) -> dict[str, Any]:
+async def latency_scenario(
+    kube: Kube, op: Operator, n: int, rate: float | None, prefix: str
+) -> dict[str, Any]:
     watcher = Watcher()
     watcher.start()
     created: dict[str, float] = {}
@@ -234,17 +298,26 @@ async def latency_scenario(kube: Kube, op: Operator, n: int, rate: float | None,
     run_to_job = [watcher.seen["Job"][x] - created[x] for x in names]
     job_to_pod = [watcher.seen["Pod"][x] - watcher.seen["Job"][x] for x in names]
     a, b = percentiles(run_to_job), percentiles(job_to_pod)
-    return {"n": n, "mode": f"{rate:g}/s" if rate else "burst", "create_seconds": elapsed,
-            "run_to_job_ms": {k: (v * 1000 if k != "n" else v) for k, v in a.items()},
-            "job_to_pod_ms": {k: (v * 1000 if k != "n" else v) for k, v in b.items()},
-            "ratio_p99": a["p99"] / b["p99"] if b["p99"] else float("nan")}
+    return {
+        "n": n,
+        "mode": f"{rate:g}/s" if rate else "burst",
+        "create_seconds": elapsed,
+        "run_to_job_ms": {k: (v * 1000 if k != "n" else v) for k, v in a.items()},
+        "job_to_pod_ms": {k: (v * 1000 if k != "n" else v) for k, v in b.items()},
+        "ratio_p99": a["p99"] / b["p99"] if b["p99"] else float("nan"),
+    }
 
 
 async def throughput_scenario(kube: Kube, op: Operator, n: int, models: int) -> dict[str, Any]:
     for m in range(models):
-        await kube.create({"apiVersion": constants.API_VERSION, "kind": "Model",
-                           "metadata": {"name": f"bench-{m}", "namespace": NAMESPACE},
-                           "spec": {"storage": {"uri": "s3://bench/models"}}})
+        await kube.create(
+            {
+                "apiVersion": constants.API_VERSION,
+                "kind": "Model",
+                "metadata": {"name": f"bench-{m}", "namespace": NAMESPACE},
+                "spec": {"storage": {"uri": "s3://bench/models"}},
+            }
+        )
     watcher = Watcher()
     watcher.start()
     writes_before = op.writes()
@@ -252,8 +325,15 @@ async def throughput_scenario(kube: Kube, op: Operator, n: int, models: int) -> 
     manifests = [run_manifest(f"tp-{i}", i, model=f"bench-{i % models}") for i in range(n)]
     start = time.monotonic()
     await create_runs(kube, manifests, None, created)
-    wait(lambda: sum(1 for x in manifests if watcher.phase.get(x["metadata"]["name"]) == "Succeeded")
-         >= n, 1800, f"{n} runs Succeeded", interval=0.5)
+    wait(
+        lambda: (
+            sum(1 for x in manifests if watcher.phase.get(x["metadata"]["name"]) == "Succeeded")
+            >= n
+        ),
+        1800,
+        f"{n} runs Succeeded",
+        interval=0.5,
+    )
     elapsed = time.monotonic() - start
     watcher.stop()
     wait(lambda: op.queue_depth() == 0, 120, "queue drained")
@@ -264,9 +344,15 @@ async def throughput_scenario(kube: Kube, op: Operator, n: int, models: int) -> 
         assert sorted(numbers) == list(range(1, len(numbers) + 1)), "version numbers have gaps"
         versions += len(numbers)
     writes = op.writes() - writes_before
-    return {"n": n, "models": models, "seconds": elapsed, "runs_per_second": n / elapsed,
-            "versions_registered": versions, "operator_writes": writes,
-            "writes_per_lifecycle": writes / n}
+    return {
+        "n": n,
+        "models": models,
+        "seconds": elapsed,
+        "runs_per_second": n / elapsed,
+        "versions_registered": versions,
+        "operator_writes": writes,
+        "writes_per_lifecycle": writes / n,
+    }
 
 
 def audit_writes(path: Path, since_line: int) -> tuple[Counter[str], int]:
@@ -294,42 +380,71 @@ def write_report(results: Results, out: Path) -> str:
     out.mkdir(parents=True, exist_ok=True)
     (out / "latest.json").write_text(json.dumps(results.__dict__, indent=2, default=str))
     m = results.meta
-    lines = [f"Modelwerk benchmark — {m['date']}, Kubernetes {m['kubernetes']}, {m['cores']} cores, "
-             f"Python {m['python']}", "",
-             "| scenario | N | run→Job p50/p90/p99 (ms) | Job→Pod p50/p90/p99 (ms) | p99 ratio |",
-             "|---|---|---|---|---|"]
+    lines = [
+        f"Modelwerk benchmark — {m['date']}, Kubernetes {m['kubernetes']}, {m['cores']} cores, "
+        f"Python {m['python']}",
+        "",
+        "| scenario | N | run→Job p50/p90/p99 (ms) | Job→Pod p50/p90/p99 (ms) | p99 ratio |",
+        "|---|---|---|---|---|",
+    ]
     for row in results.latency:
         a, b = row["run_to_job_ms"], row["job_to_pod_ms"]
-        lines.append(f"| {row['mode']} | {row['n']} | {a['p50']:.0f} / {a['p90']:.0f} / {a['p99']:.0f}"
-                     f" | {b['p50']:.0f} / {b['p90']:.0f} / {b['p99']:.0f} | {row['ratio_p99']:.2f} |")
+        lines.append(
+            f"| {row['mode']} | {row['n']} | {a['p50']:.0f} / {a['p90']:.0f} / {a['p99']:.0f}"
+            f" | {b['p50']:.0f} / {b['p90']:.0f} / {b['p99']:.0f} | {row['ratio_p99']:.2f} |"
+        )
     t = results.throughput
     if t:
-        lines += ["", "| throughput | value |", "|---|---|",
-                  f"| runs fully processed (created → Succeeded → registered), N={t['n']} | "
-                  f"{t['runs_per_second']:.1f} runs/s ({t['seconds']:.1f} s) |",
-                  f"| operator writes per successful lifecycle (incl. Events) | "
-                  f"{t['writes_per_lifecycle']:.2f} |"]
+        lines += [
+            "",
+            "| throughput | value |",
+            "|---|---|",
+            f"| runs fully processed (created → Succeeded → registered), N={t['n']} | "
+            f"{t['runs_per_second']:.1f} runs/s ({t['seconds']:.1f} s) |",
+            f"| operator writes per successful lifecycle (incl. Events) | "
+            f"{t['writes_per_lifecycle']:.2f} |",
+        ]
     api = results.api
     if api:
-        lines += [f"| idle writes per minute with {api['objects']} runs present | "
-                  f"{api['idle_writes_per_minute']:.1f} (audit log: {api['idle_audit_writes']}) |"]
+        lines += [
+            f"| idle writes per minute with {api['objects']} runs present | "
+            f"{api['idle_writes_per_minute']:.1f} (audit log: {api['idle_audit_writes']}) |"
+        ]
         if api.get("audit_by_agent"):
             top = ", ".join(f"{k}: {v}" for k, v in api["audit_by_agent"][:6])
             lines.append(f"| audit-log writes during throughput, top | {top} |")
     for mem in results.memory:
-        lines.append(f"| operator RSS with {mem['objects']} runs (+ Jobs, Pods) | "
-                     f"{mem['rss_mb']:.0f} MB (peak {mem['peak_mb']:.0f} MB) |")
+        lines.append(
+            f"| operator RSS with {mem['objects']} runs (+ Jobs, Pods) | "
+            f"{mem['rss_mb']:.0f} MB (peak {mem['peak_mb']:.0f} MB) |"
+        )
     r = results.restart
     if r:
-        lines.append(f"| restart to steady state with {r['objects']} runs | {r['seconds']:.1f} s, "
-                     f"{r['writes']:.0f} writes |")
+        lines.append(
+            f"| restart to steady state with {r['objects']} runs | {r['seconds']:.1f} s, "
+            f"{r['writes']:.0f} writes |"
+        )
     c = results.ceiling
     if c:
-        lines.append(f"| raw ceiling: async creates straight to the apiserver | "
-                     f"{c['creates_per_second']:.0f} creates/s (N={c['n']}) |")
+        lines.append(
+            f"| raw ceiling: async creates straight to the apiserver | "
+            f"{c['creates_per_second']:.0f} creates/s (N={c['n']}) |"
+        )
     text = "\n".join(lines) + "\n"
     (out / "latest.md").write_text(text)
     return text
+
+
+def prepare_cluster() -> str:
+    """Installs the CRDs and the namespace; returns the apiserver's version."""
+    subprocess.run(
+        ["kubectl", "apply", "--server-side", "-f", str(ROOT / "crds")],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(["kubectl", "create", "namespace", NAMESPACE], capture_output=True)
+    out = subprocess.run(["kubectl", "version", "-o", "json"], capture_output=True, text=True)
+    return str(json.loads(out.stdout)["serverVersion"]["gitVersion"])
 
 
 async def main(argv: Iterable[str] | None = None) -> None:
@@ -337,7 +452,9 @@ async def main(argv: Iterable[str] | None = None) -> None:
     parser.add_argument("--sizes", default="100,1000,5000", help="latency scenario sizes")
     parser.add_argument("--rate", type=float, default=50.0, help="fixed-rate creates per second")
     parser.add_argument("--throughput", type=int, default=1000)
-    parser.add_argument("--objects", type=int, default=10000, help="objects for memory/idle/restart")
+    parser.add_argument(
+        "--objects", type=int, default=10000, help="objects for memory/idle/restart"
+    )
     parser.add_argument("--idle-seconds", type=float, default=60.0)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(list(argv) if argv is not None else None)
@@ -347,15 +464,18 @@ async def main(argv: Iterable[str] | None = None) -> None:
     info = kopf.login_with_kubeconfig(settings=kopf.OperatorSettings(), logger=None)
     assert info is not None
     kube = Kube.connect(info, user_agent="modelwerk-bench")
-    subprocess.run(["kubectl", "apply", "--server-side", "-f", str(ROOT / "crds")], check=True,
-                   capture_output=True)
-    subprocess.run(["kubectl", "create", "namespace", NAMESPACE], capture_output=True)
-    version = json.loads(subprocess.run(["kubectl", "version", "-o", "json"], capture_output=True,
-                                        text=True).stdout)["serverVersion"]["gitVersion"]
-    results = Results(meta={"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                            "kubernetes": version, "cores": os.cpu_count(),
-                            "python": platform.python_version()})
-    audit = Path(os.environ["MODELWERK_AUDIT_LOG"]) if os.environ.get("MODELWERK_AUDIT_LOG") else None
+    version = prepare_cluster()  # before any event loop work: plain blocking calls
+    results = Results(
+        meta={
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "kubernetes": version,
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+        }
+    )
+    audit = (
+        Path(os.environ["MODELWERK_AUDIT_LOG"]) if os.environ.get("MODELWERK_AUDIT_LOG") else None
+    )
     log = args.out / "operator.log"
     args.out.mkdir(parents=True, exist_ok=True)
     op = Operator(kubeconfig, log)
@@ -364,7 +484,9 @@ async def main(argv: Iterable[str] | None = None) -> None:
         for n in (int(x) for x in args.sizes.split(",") if x):
             for rate in (args.rate, None):
                 print(f"latency: N={n} {'burst' if rate is None else f'{rate:g}/s'}", flush=True)
-                results.latency.append(await latency_scenario(kube, op, n, rate, f"l{n}{'b' if rate is None else 'r'}"))
+                results.latency.append(
+                    await latency_scenario(kube, op, n, rate, f"l{n}{'b' if rate is None else 'r'}")
+                )
                 await delete_all(kube)
         if args.throughput:
             print(f"throughput: N={args.throughput}", flush=True)
@@ -373,7 +495,8 @@ async def main(argv: Iterable[str] | None = None) -> None:
             if audit:
                 counts, _ = audit_writes(audit, line)
                 results.api["audit_by_agent"] = [
-                    (k, v) for k, v in counts.most_common() if k.startswith("modelwerk ")]
+                    (k, v) for k, v in counts.most_common() if k.startswith("modelwerk ")
+                ]
             await delete_all(kube)
         print(f"populating {args.objects} runs", flush=True)
         created: dict[str, float] = {}
@@ -382,34 +505,49 @@ async def main(argv: Iterable[str] | None = None) -> None:
         wait(lambda: op.queue_depth() == 0 and op.reconciles("TrainingRun") > 0, 900, "converged")
         rss, hwm = op.rss_mb()
         results.memory.append({"objects": half, "rss_mb": rss, "peak_mb": hwm})
-        await create_runs(kube, [run_manifest(f"idle-{i}", i) for i in range(half, args.objects)],
-                          None, created)
+        await create_runs(
+            kube, [run_manifest(f"idle-{i}", i) for i in range(half, args.objects)], None, created
+        )
         names = [f"idle-{i}" for i in range(args.objects)]
         watcher = Watcher()
         watcher.start()
-        wait(lambda: sum(1 for x in names if watcher.phase.get(x) == "Succeeded") >= len(names),
-             3600, "all runs Succeeded", interval=1)
+        wait(
+            lambda: sum(1 for x in names if watcher.phase.get(x) == "Succeeded") >= len(names),
+            3600,
+            "all runs Succeeded",
+            interval=1,
+        )
         watcher.stop()
         wait(lambda: op.queue_depth() == 0, 600, "queue drained")
         rss, hwm = op.rss_mb()
         results.memory.append({"objects": args.objects, "rss_mb": rss, "peak_mb": hwm})
         print(f"idle: {args.idle_seconds:.0f}s with {args.objects} runs", flush=True)
         before, line = op.writes(), (audit_writes(audit, 0)[1] if audit else 0)
-        time.sleep(args.idle_seconds)  # measuring what happens when nothing happens
+        await asyncio.sleep(args.idle_seconds)  # measuring what happens when nothing happens
         idle = op.writes() - before
-        audit_idle = sum(v for k, v in audit_writes(audit, line)[0].items()
-                         if k.startswith("modelwerk ")) if audit else "n/a"
-        results.api.update({"objects": args.objects,
-                            "idle_writes_per_minute": idle * 60 / args.idle_seconds,
-                            "idle_audit_writes": audit_idle})
+        audit_idle = (
+            sum(v for k, v in audit_writes(audit, line)[0].items() if k.startswith("modelwerk "))
+            if audit
+            else "n/a"
+        )
+        results.api.update(
+            {
+                "objects": args.objects,
+                "idle_writes_per_minute": idle * 60 / args.idle_seconds,
+                "idle_audit_writes": audit_idle,
+            }
+        )
         print("restart", flush=True)
         op.stop()
         started = op.start()  # a new process: its write counter starts at zero
-        wait(lambda: op.reconciles("TrainingRun") >= args.objects and op.queue_depth() == 0, 600,
-             "steady state after restart", interval=0.1)
+        wait(
+            lambda: op.reconciles("TrainingRun") >= args.objects and op.queue_depth() == 0,
+            600,
+            "steady state after restart",
+            interval=0.1,
+        )
         steady = time.monotonic() - started
-        results.restart = {"objects": args.objects, "seconds": steady,
-                           "writes": op.writes()}
+        results.restart = {"objects": args.objects, "seconds": steady, "writes": op.writes()}
     finally:
         op.stop()
     await delete_all(kube)
