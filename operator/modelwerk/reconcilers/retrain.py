@@ -7,7 +7,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from modelwerk import k8s, retrain
+from modelwerk import constants, k8s, retrain
 from modelwerk.api.model import Model
 from modelwerk.reconcilers import model as model_reconciler
 from modelwerk.runtime import Runtime
@@ -32,7 +32,12 @@ async def fire(rt: Runtime, key: ObjectKey, trigger: retrain.Trigger) -> str:
     async with rt.lock(("retrain", key)):
         body = rt.store("Model").get(key)
         if body is None:
-            return f"Model {key[0]}/{key[1]} not found"
+            # Right after a start the cache may not have listed the Model yet, and Alertmanager
+            # would not resend before its repeat_interval: ask the apiserver before giving up.
+            fresh = await rt.kube.get(constants.API_VERSION, "Model", key[1], key[0])
+            if fresh is None:
+                return f"Model {key[0]}/{key[1]} not found"
+            body = rt.store("Model").upsert(fresh)
         model = Model.from_body(body)
         reason = retrain.ignored(model, trigger)
         if reason is not None:
