@@ -6,6 +6,8 @@ slow scrape can never fail a liveness probe.
 
 from __future__ import annotations
 
+from collections import Counter
+
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -13,14 +15,25 @@ from modelwerk import metrics, webhook
 from modelwerk.runtime import Runtime
 
 
-async def _metrics(_: web.Request) -> web.Response:
-    body = generate_latest(metrics.REGISTRY)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+def _refresh_gauges(rt: Runtime) -> None:
+    """Gauges that describe the present are computed when scraped, not kept up to date on
+    every event."""
+    for kind, queue in rt.queues.items():
+        metrics.OLDEST_PENDING.labels(kind).set(queue.oldest_pending_seconds())
+        phases = Counter(
+            (body.get("status") or {}).get("phase") or "Unknown" for body in rt.store(kind).values()
+        )
+        metrics.set_objects(kind, phases)
 
 
 def build_app(rt: Runtime) -> web.Application:
+    async def scrape(_: web.Request) -> web.Response:
+        _refresh_gauges(rt)
+        body = generate_latest(metrics.REGISTRY)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
     app = web.Application(client_max_size=webhook.MAX_BODY)
-    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/metrics", scrape)
     app.router.add_post(webhook.PATH, webhook.handler(rt))
     return app
 

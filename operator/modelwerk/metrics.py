@@ -4,6 +4,8 @@ Names are part of the contract with the operator's PrometheusRule (monitoring is
 benchmark, which counts API writes from `modelwerk_api_requests_total`.
 """
 
+from collections.abc import Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -33,6 +35,18 @@ OLDEST_PENDING = Gauge(
 OBJECTS = Gauge(
     "modelwerk_objects", "Objects seen, by kind and phase.", ["kind", "phase"], registry=REGISTRY
 )
+_PHASES_SEEN: dict[str, set[str]] = {}
+
+
+def set_objects(kind: str, per_phase: Mapping[str, int]) -> None:
+    """Sets the objects-per-phase gauge; phases no longer present drop to 0 rather than keep
+    their last count."""
+    seen = _PHASES_SEEN.setdefault(kind, set())
+    seen.update(per_phase)
+    for phase in seen:
+        OBJECTS.labels(kind, phase).set(per_phase.get(phase, 0))
+
+
 VERSIONS_REGISTERED = Counter(
     "modelwerk_model_versions_registered_total",
     "Model versions this operator registered.",

@@ -40,7 +40,7 @@ class WorkQueue:
         self._workers = workers
         self._ready: asyncio.Queue[Key] = asyncio.Queue()
         self._queued: dict[Key, float] = {}  # key -> when it was queued
-        self._processing: set[Key] = set()
+        self._processing: dict[Key, float] = {}  # key -> when its reconcile started
         self._dirty: set[Key] = set()
         self._timers: dict[Key, tuple[float, asyncio.TimerHandle]] = {}
         self._failures: dict[Key, int] = {}
@@ -91,20 +91,21 @@ class WorkQueue:
         await self._idle.wait()
 
     def oldest_pending_seconds(self) -> float:
-        if not self._queued:
-            return 0.0
-        return time.monotonic() - min(self._queued.values())
+        """How long the oldest unfinished key has waited, queued or in a reconcile: grows
+        without bound when reconciles hang or cannot keep up."""
+        since = [*self._queued.values(), *self._processing.values()]
+        return time.monotonic() - min(since) if since else 0.0
 
     async def _worker(self) -> None:
         while True:
             key = await self._ready.get()
             self._queued.pop(key, None)
             metrics.QUEUE_DEPTH.labels(self.kind).set(len(self._queued))
-            self._processing.add(key)
+            self._processing[key] = time.monotonic()
             try:
                 await self._process(key)
             finally:
-                self._processing.discard(key)
+                self._processing.pop(key, None)
                 if key in self._dirty:
                     self._dirty.discard(key)
                     self.add(key)

@@ -101,6 +101,17 @@ def test_metrics_count_a_reconciled_model(operator: OperatorProcess, namespace: 
     assert "# TYPE modelwerk_reconcile_total counter" in text
     assert 'modelwerk_reconcile_total{kind="Model",result="ok"}' in text
     assert reconcile_count(text, "Model", "ok") >= before + 1
+    # Gauges of the present: objects per phase (this Model is Pending: an empty registry) and
+    # the age of the oldest unfinished reconcile, which the operator's own alert watches.
+    pending = [
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "modelwerk_objects" and s.labels == {"kind": "Model", "phase": "Pending"}
+    ]
+    assert pending
+    assert pending[0] >= 1
+    assert 'modelwerk_workqueue_oldest_pending_seconds{kind="Model"}' in text
     assert "Traceback" not in operator.log(), operator.log()
 
 

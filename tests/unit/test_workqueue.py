@@ -375,3 +375,29 @@ async def test_stop_cancels_workers_and_timers() -> None:
     assert queue._tasks == []
     assert queue._timers == {}
     assert rec.calls == []
+
+
+async def test_oldest_pending_counts_a_reconcile_in_progress() -> None:
+    """A reconcile that hangs must show in oldest_pending_seconds (the operator's stuck alert)."""
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    async def hang(key: object) -> float | None:
+        started.set()
+        await release.wait()
+        return None
+
+    queue = WorkQueue("Test", hang, workers=1)
+    queue.start()
+    try:
+        assert queue.oldest_pending_seconds() == 0.0
+        queue.add("k")
+        await asyncio.wait_for(started.wait(), 5)
+        first = queue.oldest_pending_seconds()
+        await asyncio.sleep(0.05)  # time must pass for an age to grow
+        assert queue.oldest_pending_seconds() > first
+        release.set()
+        await asyncio.wait_for(queue.wait_idle(), 5)
+        assert queue.oldest_pending_seconds() == 0.0
+    finally:
+        await queue.stop()
