@@ -14,24 +14,41 @@ def _env(name: str, default: str) -> str:
 
 @dataclass(frozen=True)
 class OperatorConfig:
-    # Empty: watch the whole cluster. Otherwise only these namespaces (RBAC Roles only there);
-    # glob patterns work too, at the price of a cluster-wide watch on namespaces.
+    # Namespaces to watch, comma-separated (flag --namespace, repeatable). Empty: the whole
+    # cluster. Otherwise only these namespaces (RBAC Roles only there); glob patterns work too,
+    # at the price of a cluster-wide watch on namespaces.
     namespaces: tuple[str, ...] = field(
         default_factory=lambda: tuple(n for n in _env("NAMESPACES", "").split(",") if n)
     )
+    # Address the metrics/webhook server (http_port) and the liveness endpoint (health_port)
+    # listen on; 0.0.0.0: every interface.
     http_host: str = field(default_factory=lambda: _env("HTTP_HOST", "0.0.0.0"))
+    # Port of the Prometheus metrics (/metrics) and the Alertmanager webhook
+    # (/webhooks/alertmanager); flag --http-port.
     http_port: int = field(default_factory=lambda: int(_env("HTTP_PORT", "8080")))
+    # Port of the liveness endpoint (/healthz), apart from http_port so a slow scrape never fails
+    # a probe; flag --health-port.
     health_port: int = field(default_factory=lambda: int(_env("HEALTH_PORT", "8081")))
+    # Reconciles run at once per kind (Model, TrainingRun, Deployment); one object is never
+    # reconciled twice at once.
     workers: int = field(default_factory=lambda: int(_env("WORKERS", "8")))
+    # Prometheus base URL for canary analysis, e.g. http://prometheus-operated.monitoring:9090
+    # (flag --prometheus-url). Empty: a canary with analysis holds at its step (NoPrometheus).
     prometheus_url: str = field(default_factory=lambda: _env("PROMETHEUS_URL", ""))
     # Prometheus Operator adds a `namespace` label to scraped series; a Prometheus scraping
-    # with static configs does not. Canary queries filter on it only when it exists.
+    # with static configs does not. Canary queries filter on it only when this is `true` (any
+    # other text: false).
     prometheus_namespace_label: bool = field(
         default_factory=lambda: _env("PROMETHEUS_NAMESPACE_LABEL", "true") == "true"
     )
-    # How long "is this CRD installed?" is remembered: CRDs change rarely, reconciles often.
+    # Seconds "is this CRD installed?" is remembered: CRDs change rarely, reconciles often. Bounds
+    # how soon `runtime: auto` and monitoring notice Seldon or Prometheus Operator CRDs come or go.
     crd_cache_seconds: float = field(default_factory=lambda: float(_env("CRD_CACHE_SECONDS", "60")))
+    # File holding the bearer token Alertmanager must send to /webhooks/alertmanager, read on
+    # every delivery. Empty or unreadable: every delivery is refused with 401.
     webhook_token_file: str = field(default_factory=lambda: _env("WEBHOOK_TOKEN_FILE", ""))
+    # Image of the model server in every serving pod, native and Seldon runtime alike; changing
+    # it restarts the serving pods.
     serving_image: str = field(
         default_factory=lambda: _env("SERVING_IMAGE", "ghcr.io/modelwerk/model-server:0.1.0")
     )

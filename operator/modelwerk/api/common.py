@@ -246,15 +246,19 @@ class SecretRef(ApiModel):
     """A Secret in the object's own namespace: a name, never a namespace."""
 
     name: DnsSubdomain
+    """The Secret's name, in the same namespace as the object that refers to it."""
 
 
 class ArtifactRef(ApiModel):
     """A stored model artifact."""
 
     uri: Uri
-    """Where the artifact is: `s3://`, `gs://`, `pvc://<claim>/<path>`, `https://`."""
+    """Where the artifact file is. The model server reads `pvc://<claim>/<path>` (mounted
+    read-only), `http://`, `https://`, `s3://` (credentials from the Model's storage.secretRef)
+    and `file://`; any other scheme fails the serving pod."""
     digest: Digest | None = None
-    """`sha256:<hex>` of the artifact; the model server refuses to serve a mismatch."""
+    """`sha256:<hex>` of the artifact file. A Deployment refuses to serve a version without one
+    (reason NoDigest), and the model server refuses to start on a file that does not match."""
 
 
 class DatasetRef(ApiModel):
@@ -263,13 +267,19 @@ class DatasetRef(ApiModel):
     name: DnsLabel
     """Short name; the training code looks the dataset up by it."""
     uri: Uri
+    """Where the dataset is. Handed to the training code (MODELWERK_DATASETS and the params
+    file), which reads it: the operator neither fetches nor checks it."""
     digest: Digest | None = None
+    """`sha256:<hex>` of the dataset, recorded in the lineage and handed to the code; neither the
+    operator nor the SDK verifies it."""
 
 
 class CodeRef(ApiModel):
     """The source the training image was built from."""
 
     repository: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+    """URL of the source repository, e.g. `https://github.com/org/repo`; recorded in the lineage,
+    never fetched."""
     revision: Annotated[str, StringConstraints(min_length=1, max_length=256)]
     """A commit SHA; a branch or tag is accepted but is not reproducible."""
 
@@ -278,12 +288,21 @@ class ResourceRequirements(ApiModel):
     """Compute resources, as in a container's `resources`."""
 
     requests: ResourceList | None = None
+    """Resources reserved for the container, by resource name (`cpu`, `memory`,
+    `nvidia.com/gpu`, ...) as Kubernetes quantities; unset: none (a LimitRange may set them)."""
     limits: ResourceList | None = None
+    """Upper bounds for the container, by resource name as Kubernetes quantities: CPU above its
+    limit is throttled, memory above it gets the container OOM-killed; unset: none."""
 
 
 class FeatureStats(ApiModel):
+    """A feature's statistics over the training data."""
+
     mean: MetricValue
+    """Mean of the feature over the training data."""
     std: MetricValue
+    """Population standard deviation of the feature over the training data; a feature with std 0
+    (constant in training) gets no drift alert."""
 
 
 class Baseline(ApiModel):
@@ -292,10 +311,13 @@ class Baseline(ApiModel):
     features: Annotated[
         dict[Annotated[str, Field(max_length=128)], FeatureStats], Field(max_length=256)
     ] = Field(default_factory=dict)
+    """Feature name -> training mean and std. A Deployment serving the version gets a drift alert
+    per feature; without features, no drift alerts."""
     feature_order: (
         Annotated[list[Annotated[str, Field(max_length=128)]], Field(max_length=256)] | None
     ) = None
-    """The model's input columns in order (a map's keys lose their order in the apiserver)."""
+    """The model's input columns in order, handed to the model server as its feature names;
+    unset: the names of `features`, sorted (a map's keys lose their order in the apiserver)."""
 
 
 # --- status pieces --------------------------------------------------------------------------
@@ -305,12 +327,18 @@ class Condition(StatusModel):
     """The shape of metav1.Condition, so `kubectl wait --for=condition=…` works."""
 
     type: Annotated[str, StringConstraints(min_length=1, max_length=316)]
+    """The condition's name, e.g. `Ready`; at most one entry per type."""
     status: ConditionStatus
+    """`True`, `False` or `Unknown` (the operator cannot tell yet)."""
     reason: Annotated[str, StringConstraints(max_length=1024)] | None = None
-    """CamelCase, machine-readable cause of the last transition."""
+    """CamelCase, machine-readable cause of the current status, e.g. `ModelNotFound`."""
     message: Annotated[str, StringConstraints(max_length=32768)] | None = None
+    """Human-readable detail of the current status."""
     last_transition_time: datetime | None = None
+    """When `status` last changed; a new reason or message with the same status keeps it."""
     observed_generation: Annotated[int, Field(ge=0)] | None = None
+    """The object's metadata.generation when the condition was set; lower than the current
+    generation: the latest spec is not reconciled yet."""
 
 
 Conditions = Annotated[list[Condition], Field(json_schema_extra=list_map("type"))]
@@ -320,13 +348,19 @@ class Lineage(StatusModel):
     """What exactly produced a model version: enough to run it again."""
 
     image: str | None = None
-    """The image as run, by digest (from the pod's imageID)."""
+    """The image as run, by digest (from the pod's imageID); spec.image until a training pod
+    has reported one."""
     code: CodeRef | None = None
+    """The run's spec.code: the source the training image was built from."""
     datasets: Annotated[list[DatasetRef], Field(json_schema_extra=list_map("name"))] = Field(
         default_factory=list
     )
+    """The run's spec.datasets, with their URIs and digests."""
     hyperparameters_hash: str | None = None
+    """`sha256:<hex>` of the run's spec.hyperparameters as canonical JSON (sorted keys): equal
+    hashes, equal hyperparameters."""
     seed: int | None = None
+    """The run's spec.seed; absent when it had none."""
 
 
 # --- kind metadata for crdgen ---------------------------------------------------------------

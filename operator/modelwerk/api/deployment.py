@@ -49,9 +49,10 @@ def _exactly_one_of_version_alias(where: str) -> dict[str, Any]:
 
 class _VersionOrAlias(ApiModel):
     version: Version | None = None
-    """A fixed version number."""
+    """A fixed version number of the Model; set exactly one of `version` and `alias`."""
     alias: DnsLabel | None = None
-    """A Model alias (e.g. `production`), followed as it moves."""
+    """A Model alias (e.g. `production`), followed as it moves; set exactly one of `version` and
+    `alias`."""
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
@@ -61,6 +62,8 @@ class _VersionOrAlias(ApiModel):
 
 
 class Runtime(StrEnum):
+    """How the served versions run."""
+
     AUTO = "auto"
     """Seldon if its CRD is installed, else native."""
     NATIVE = "native"
@@ -70,7 +73,9 @@ class Runtime(StrEnum):
 
 
 class Autoscaling(ApiModel):
-    """A HorizontalPodAutoscaler on CPU for each served version; replaces `replicas`."""
+    """CPU autoscaling of each served version; replaces `replicas`. Native runtime: an HPA per
+    version, both bounds split between stable and canary by the canary's share; Seldon: each
+    predictor scales within the full bounds."""
 
     model_config = ConfigDict(
         json_schema_extra=validations(
@@ -82,10 +87,14 @@ class Autoscaling(ApiModel):
     )
 
     min_replicas: Annotated[int, Field(ge=1, le=1000)] = 1
+    """Fewest model server pods; with a native canary, each version still keeps at least one."""
     max_replicas: Annotated[int, Field(ge=1, le=1000)]
+    """Most model server pods."""
     target_cpu_utilization_percentage: Annotated[int, Field(ge=1, le=100)] = Field(
         default=80, alias="targetCPUUtilizationPercentage"
     )
+    """Average CPU use the HPA aims for, in percent of the pods' CPU request: set
+    `resources.requests.cpu`, or the HPA cannot compute it."""
 
     @model_validator(mode="after")
     def _min_le_max(self) -> Self:
@@ -98,10 +107,13 @@ _STEPS_INCREASING = "canary.analysis.steps must be strictly increasing"
 
 
 class Analysis(ApiModel):
-    """Step the canary's traffic up while it stays within the limits; roll back when not."""
+    """Step the canary's traffic up while it stays within the limits; roll back when not.
+    Measured in Prometheus: without the operator's Prometheus URL, or while the canary gets no
+    requests, the canary holds at its step."""
 
     interval: Duration = "1m"
-    """How long each step is observed before the next."""
+    """How long each step lasts; also the Prometheus window its error rate and p99 latency are
+    measured over."""
     steps: Annotated[
         list[Annotated[int, Field(ge=1, le=100)]],
         Field(
@@ -114,9 +126,14 @@ class Analysis(ApiModel):
             },
         ),
     ] = [10, 50, 100]
-    """Traffic percentages of the canary, one per interval, increasing; 100 promotes it."""
+    """The canary's traffic share in percent at each step, one step per interval, strictly
+    increasing; once the last step passes, the canary is promoted to all traffic."""
     max_error_rate_percent: Annotated[float, Field(ge=0, le=100)] | None = None
+    """Roll back when the canary's share of server errors (5xx) over `interval`, in percent,
+    exceeds this; unset: not checked."""
     max_latency_p99_ms: Annotated[int, Field(ge=1, le=600_000)] | None = None
+    """Roll back when the canary's 99th percentile latency over `interval`, in milliseconds,
+    exceeds this; unset: not checked."""
 
     @model_validator(mode="after")
     def _increasing(self) -> Self:
@@ -131,8 +148,12 @@ class Canary(_VersionOrAlias):
     model_config = ConfigDict(json_schema_extra=_exactly_one_of_version_alias("spec.canary"))
 
     traffic_percent: Percent = 10
-    """Share of requests sent to the canary; with `analysis`, the starting share."""
+    """Share of requests, in percent, sent to the canary without `analysis`; ignored with
+    `analysis`, whose steps set it. Native runtime: realised as the share of ready pods."""
     analysis: Analysis | None = None
+    """Automatic stepping and rollback, measured in Prometheus: without the operator's
+    Prometheus URL, or while the canary gets no requests, it holds at its step. Unset: the canary
+    keeps `trafficPercent` until the spec changes."""
 
 
 # Durations that go into PrometheusRules: what both Prometheus and CEL's duration() read
@@ -148,14 +169,16 @@ class Drift(ApiModel):
     """Alert on a shift of live feature means against the training baseline."""
 
     threshold: Annotated[float, Field(gt=0, le=1000)] = 3.0
-    """Alert when |live mean - training mean| / training std exceeds this for a feature."""
+    """Alert (ModelwerkDataDrift) when |live mean - training mean| / training std exceeds this
+    for a feature."""
     window: Annotated[
         PrometheusDuration,
         Field(
             json_schema_extra=validations(rule("duration(self) > duration('0s')", _WINDOW_POSITIVE))
         ),
     ] = "10m"
-    """The window of the live mean (a PromQL rate window): at least a few scrape intervals."""
+    """The window of the live mean (a PromQL rate window): at least a few scrape intervals
+    (15s each)."""
     for_: PrometheusDuration = Field(default="5m", alias="for")
     """How long the drift must last before the alert fires (the rule's `for`; 0s: at once)."""
 
@@ -168,15 +191,25 @@ class Drift(ApiModel):
 
 
 class Monitoring(ApiModel):
-    """PrometheusRule and ServiceMonitor for the served model (when their CRDs exist)."""
+    """A PrometheusRule with alerts per served version, and a ServiceMonitor (native) or
+    PodMonitor (Seldon) to scrape the model servers. Needs the Prometheus Operator's CRDs;
+    without them the MonitoringReady condition is False and nothing is created."""
 
     enabled: bool = True
+    """Set false to remove the monitor and PrometheusRule (and create none); MonitoringReady is
+    then False, reason Disabled."""
     latency_p99_ms: Annotated[int, Field(ge=1, le=600_000)] | None = None
-    """Alert when the 99th percentile latency exceeds this."""
+    """Alert (ModelwerkHighLatencyP99) when a version's 99th percentile latency over 5m exceeds
+    this many milliseconds, for 5m; unset: 500."""
     error_rate_percent: Annotated[float, Field(ge=0, le=100)] | None = None
+    """Alert (ModelwerkHighErrorRate) when more than this percentage of a version's requests
+    fail with a server error over 5m, for 5m; unset: 1."""
     drift: Drift | None = None
+    """Alerts on a shift of live feature means against the training baseline, for each served
+    version that has one; unset: threshold 3, window 10m, for 5m."""
     labels: Labels = Field(default_factory=dict)
-    """Added to the PrometheusRule and ServiceMonitor, for Prometheus' rule/monitor selectors."""
+    """Added to the PrometheusRule and the monitor, for Prometheus' rule/monitor selectors; the
+    operator's own labels win on a clash."""
 
 
 _PDB_VALUE = r"^([0-9]+|[0-9]{1,3}%)$"
@@ -190,6 +223,8 @@ PdbValue = Annotated[
 
 
 class PodDisruptionBudget(ApiModel):
+    """A PodDisruptionBudget for the model server pods."""
+
     min_available: PdbValue
     """A number of pods or a percentage, e.g. `1` or `50%`."""
 
@@ -200,19 +235,31 @@ class DeploymentSpec(_VersionOrAlias):
     model_config = ConfigDict(json_schema_extra=_exactly_one_of_version_alias("spec"))
 
     model: DnsLabel
-    """The Model (same namespace) to serve."""
+    """The Model (same namespace) to serve; while it does not exist nothing new rolls out
+    (Pending, or Degraded while an earlier version keeps serving)."""
     runtime: Runtime = Runtime.AUTO
+    """`native`: an apps/v1 Deployment per served version behind one Service; `seldon`: one
+    SeldonDeployment (Seldon Core v1); `auto`: seldon if its CRD is installed, else native. After
+    a switch the old runtime serves until the new one is ready."""
     replicas: Annotated[int, Field(ge=0, le=1000)] = 1
-    """Ignored while `autoscaling` is set."""
+    """Model server pods in total, split between stable and canary by the canary's share (at
+    least one each); 0: none. Ignored while `autoscaling` is set."""
     autoscaling: Autoscaling | None = None
     resources: ResourceRequirements | None = None
+    """Requests and limits of the model server container; unset: none (a LimitRange may apply).
+    Changing them restarts the serving pods."""
     canary: Canary | None = None
+    """A second version that gets part of the traffic; unset: only the stable version is
+    served. A version that analysis rolled back is not tried again (status.rejectedVersions)."""
     # Defaulted to {} so the apiserver fills in monitoring.enabled=true and the stored object
     # says monitoring is on.
     monitoring: Monitoring = Field(default_factory=Monitoring, json_schema_extra={"default": {}})
     service_account_name: DnsSubdomain | None = None
-    """A ServiceAccount in the Deployment's namespace for the model server pods."""
+    """A ServiceAccount in the Deployment's namespace for the model server pods; unset: the
+    namespace's `default`, with no API token mounted."""
     pdb: PodDisruptionBudget | None = None
+    """A PodDisruptionBudget over the model server pods (native: every version; Seldon: the
+    stable predictor only); unset: none."""
 
 
 class DeploymentPhase(StrEnum):
@@ -232,13 +279,21 @@ class CanaryState(StrEnum):
 
 
 class CanaryStatus(StatusModel):
+    """Where the canary stands."""
+
     version: Version | None = None
+    """The canary version, resolved from spec.canary."""
     traffic_percent: int | None = None
+    """The canary's traffic share in percent as set: trafficPercent or the current step's; 100
+    once promoted, 0 once rolled back."""
     step: int | None = None
     """Index into spec.canary.analysis.steps."""
     step_started_at: datetime | None = None
     """When the current analysis step began; the next starts `interval` later."""
     state: CanaryState | None = None
+    """`Progressing`; `Promoted`: passed every step and serves all traffic while spec.canary
+    names it (update spec.version or the alias before removing spec.canary); `RolledBack`:
+    breached a limit, removed and added to rejectedVersions."""
     error_rate_percent: float | None = None
     """The canary's error rate measured at the last analysis step."""
     latency_p99_ms: float | None = None
@@ -246,21 +301,39 @@ class CanaryStatus(StatusModel):
 
 
 class DeploymentLineage(Lineage):
+    """What produced the served version: enough to run it again."""
+
     training_run: str | None = None
+    """The TrainingRun that registered the version; absent for a declared version."""
 
 
 class DeploymentStatus(StatusModel):
     phase: DeploymentPhase | None = None
+    """`Pending`: nothing resolvable to serve yet; `Progressing`: rolling out; `Available`: the
+    target version is ready; `Degraded`: the target cannot be served (what served before keeps
+    serving)."""
     conditions: Conditions = Field(default_factory=list)
+    """Types Ready, Progressing, Degraded, CanaryAnalysis and MonitoringReady; their reason and
+    message say what blocks."""
     observed_generation: int | None = None
+    """The metadata.generation this status was computed from."""
     runtime: Runtime | None = None
     """The runtime in use (what `auto` resolved to)."""
     current_version: Version | None = None
+    """The stable version serving, set once it is ready; during a switch the previous version
+    stays here until the new one is ready."""
     canary: CanaryStatus | None = None
+    """Where the canary stands; absent without spec.canary."""
     endpoint: str | None = None
+    """`http://<name>.<namespace>.svc:8000`, the in-cluster URL of the native runtime's Service
+    (with Seldon that Service is removed once the SeldonDeployment is Available)."""
     replicas: int | None = None
+    """Model server pods wanted across the served versions, from spec.replicas (not the
+    HPA's count)."""
     ready_replicas: int | None = None
+    """Ready model server pods across the served versions."""
     lineage: DeploymentLineage | None = None
+    """Lineage of currentVersion: what produced it."""
     rejected_versions: list[Version] = Field(default_factory=list)
     """Canary versions rolled back by analysis; not tried again."""
 

@@ -41,7 +41,7 @@ from modelwerk.api.trainingrun import TrainingRunSpec
 
 
 class Framework(StrEnum):
-    """How the model server loads the artifact."""
+    """The framework the artifacts were made with (informational)."""
 
     SKLEARN = "sklearn"
     XGBOOST = "xgboost"
@@ -56,17 +56,29 @@ class Storage(ApiModel):
     """Default artifact location for runs of this Model."""
 
     uri: Uri
+    """Base URI of run outputs: a run without spec.output writes to `<uri>/<run name>`.
+    `pvc://<claim>/<path>` is mounted into the training pod; for other schemes the training code
+    uploads the artifact itself."""
     secret_ref: SecretRef | None = None
-    """Credentials for the store, a Secret in the Model's namespace."""
+    """Credentials for the store: a Secret in the Model's namespace whose keys become environment
+    variables (envFrom) of the training and model server pods, e.g. `AWS_ACCESS_KEY_ID`. The pods
+    do not start while it is missing."""
 
 
 class DeclaredVersion(ApiModel):
     """A version registered from outside the cluster (GitOps), e.g. a model trained elsewhere."""
 
     version: Version
+    """The version number. A number or digest already registered with a different artifact is
+    refused (the Model goes Degraded, reason VersionConflict); runs register above the highest."""
     artifact: ArtifactRef
+    """The artifact; without a digest the version is registered but no Deployment serves it."""
     metrics: Metrics = Field(default_factory=dict)
+    """Metric name -> value, as a run would report them; read by spec.promotion and by runs'
+    evaluation.mustBeat."""
     baseline: Baseline | None = None
+    """Training-data statistics, for drift alerts and the model server's feature names; unset:
+    no drift alerts for this version."""
 
 
 Aliases = Annotated[
@@ -79,45 +91,64 @@ Aliases = Annotated[
 
 
 class Promotion(ApiModel):
-    """Point `alias` at each newly registered version that is better on `metric`."""
+    """Keep `alias` on the version with the best value of `metric`, re-evaluated whenever a
+    version is registered or declared."""
 
     alias: DnsLabel
+    """The alias to move, e.g. `candidate`; an entry of the same name in spec.aliases wins."""
     metric: MetricName
+    """The metric to compare; versions without it are not considered, and a tie goes to the
+    newer version."""
     direction: Direction = Direction.MAX
 
 
 class Retrain(ApiModel):
-    """Start a TrainingRun from `template` on a schedule, on alerts, or on request."""
+    """Start a TrainingRun from `template` on a schedule or when one of `onAlerts` fires."""
 
     template: TrainingRunSpec
-    """A TrainingRun spec; `model` defaults to this Model."""
+    """The spec of each triggered TrainingRun (named `<model>-retrain-<hash>`); its `model` is
+    always this Model."""
     schedule: Annotated[str, StringConstraints(max_length=128, pattern=CRON)] | None = None
-    """Cron schedule (five fields or @daily etc.), in the operator's time zone (UTC)."""
+    """Cron schedule (five fields or @daily etc.) in UTC; unset: no scheduled runs. Times missed
+    while the operator was down collapse into one run; cooldown and maxConcurrent apply."""
     on_alerts: Annotated[
         list[Annotated[str, StringConstraints(min_length=1, max_length=253)]],
         Field(max_length=16),
     ] = Field(default_factory=list)
-    """Alert names (Alertmanager `alertname`) that trigger a run through the operator's webhook."""
+    """Alert names (Alertmanager `alertname`) that start a run when delivered to the operator's
+    webhook; the alert must carry `namespace` and `model` labels naming this Model."""
     cooldown: Duration = "6h"
-    """Minimum time between two triggered runs, so a flapping alert does not train in a loop."""
+    """Minimum time between two triggered runs, counted from the last trigger that started one;
+    triggers within it are recorded and skipped, so a flapping alert does not train in a loop."""
     max_concurrent: Annotated[int, Field(ge=1, le=10)] = 1
-    """Triggered runs of this Model that may be unfinished at once."""
+    """Triggered runs of this Model that may be unfinished at once; a trigger beyond it is
+    skipped. Runs created by hand do not count."""
 
 
 class ModelSpec(ApiModel):
     """Everything is optional: a bare Model is an empty registry that TrainingRuns fill."""
 
     description: Annotated[str, StringConstraints(max_length=1024)] | None = None
+    """Free text for people; the operator does not read it."""
     framework: Framework | None = None
-    """How to load artifacts; none: guessed from the artifact's file extension."""
+    """The framework the artifacts were made with, for information only: neither the operator
+    nor the bundled model server reads it (the server loads every artifact with joblib)."""
     storage: Storage | None = None
+    """Default artifact location of this Model's runs; unset: each run needs spec.output."""
     versions: Annotated[
         list[DeclaredVersion], Field(max_length=64, json_schema_extra=list_map("version"))
     ] = Field(default_factory=list)
+    """Versions registered from outside the cluster (GitOps), merged into status.versions;
+    removing an entry here does not unregister the version."""
     aliases: Aliases = Field(default_factory=dict)
-    """Declared alias -> version, e.g. `production: 3`; wins over automatic promotion."""
+    """Declared alias -> version, e.g. `production: 3`; wins over spec.promotion. An alias naming
+    an unregistered version is not set (the Model goes Degraded, reason VersionConflict)."""
     promotion: Promotion | None = None
+    """Keep an alias on the best version by a metric; unset: aliases move only through
+    spec.aliases."""
     retrain: Retrain | None = None
+    """Closed-loop retraining: start a TrainingRun from a template on a schedule or on alerts;
+    unset: the Model starts no TrainingRuns and ignores alerts."""
 
 
 class ModelPhase(StrEnum):
@@ -129,7 +160,10 @@ class ModelPhase(StrEnum):
 
 
 class VersionSource(StatusModel):
+    """Where a version came from: a TrainingRun or spec.versions."""
+
     training_run: str | None = None
+    """The name of the TrainingRun that registered the version."""
     uid: str | None = None
     """The run's UID: the idempotency key of its registration."""
     declared: bool | None = None
@@ -138,12 +172,18 @@ class VersionSource(StatusModel):
 
 class ModelVersion(StatusModel):
     version: Version
+    """The version number: unique within the Model, never reused."""
     artifact: ArtifactRef
     metrics: dict[str, float] = Field(default_factory=dict)
+    """Metric name -> value, as the run reported them (or as declared)."""
     baseline: Baseline | None = None
     source: VersionSource | None = None
+    """Where the version came from: a TrainingRun or spec.versions."""
     lineage: Lineage | None = None
+    """What produced the version (image digest, code, datasets, hyperparameters, seed); absent
+    for declared versions."""
     registered_at: datetime | None = None
+    """When the operator registered the version."""
 
 
 class RetrainReason(StrEnum):
@@ -153,33 +193,54 @@ class RetrainReason(StrEnum):
 
 
 class RetrainTrigger(StatusModel):
+    """One trigger the operator handled, whether it started a run or not."""
+
     at: datetime
+    """When the operator handled the trigger (UTC); cooldown counts from the newest trigger
+    that started a run."""
     reason: RetrainReason
+    """What fired: `Alert` (the Alertmanager webhook) or `Schedule`; the operator does not
+    write `Manual` itself."""
     alert: str | None = None
+    """The alert's name (`alertname`), for an `Alert` trigger."""
     training_run: str | None = None
     """The run the trigger started; none if it was skipped (cooldown, maxConcurrent)."""
     message: str | None = None
+    """The decision: `started`, or why no run was started."""
     key: str | None = None
     """Idempotency key (alert fingerprint and start, or the scheduled time): a repeated
     delivery of the same alert finds its key here and starts nothing."""
 
 
 class RetrainStatus(StatusModel):
+    """The retrain triggers handled for spec.retrain, kept for cooldown and deduplication."""
+
     triggers: list[RetrainTrigger] = Field(default_factory=list)
-    """Newest last."""
+    """Newest last, at most 20: the oldest are dropped first, except the newest trigger that
+    started a run and the newest scheduled one."""
 
 
 class ModelStatus(StatusModel):
     phase: ModelPhase | None = None
+    """`Pending`: no version registered yet; `Ready`; `Degraded`: a declared version or alias
+    was refused (see the Ready condition's message)."""
     conditions: Conditions = Field(default_factory=list)
+    """Type `Ready` (reasons Resolved, VersionConflict); `kubectl wait --for=condition=Ready`
+    works."""
     observed_generation: int | None = None
+    """The metadata.generation this status was computed from."""
     latest_version: Version | None = None
+    """The highest registered version number; absent until the first version."""
     versions: Annotated[list[ModelVersion], Field(json_schema_extra=list_map("version"))] = Field(
         default_factory=list
     )
-    """Append-only: entries are never rewritten or dropped."""
+    """Every registered version, by number. Append-only: entries are never rewritten or
+    dropped."""
     aliases: dict[str, Version] = Field(default_factory=dict)
+    """Alias -> version as resolved from spec.promotion and spec.aliases (which wins); what
+    Deployments and runs' evaluation.mustBeat follow."""
     retrain: RetrainStatus | None = None
+    """Retrain triggers handled for spec.retrain; absent until the first."""
 
 
 MODEL_KIND = KindInfo(

@@ -54,7 +54,9 @@ class EnvVar(ApiModel):
     """A literal environment variable. No valueFrom: a run reads nothing it does not declare."""
 
     name: Identifier
+    """The variable's name; names starting with `MODELWERK_` are reserved for the operator."""
     value: Annotated[str, StringConstraints(max_length=4096)] = ""
+    """The variable's literal value."""
 
     model_config = ConfigDict(
         json_schema_extra=validations(
@@ -89,56 +91,85 @@ class Evaluation(ApiModel):
     """The gate between a finished run and a registered version."""
 
     metric: MetricName
-    """The reported metric to judge, e.g. `accuracy`."""
+    """The reported metric to judge, e.g. `accuracy`; a run that does not report it is
+    Rejected."""
     direction: Direction = Direction.MAX
     threshold: MetricValue | None = None
-    """The metric must reach this value (>= for max, <= for min) or the run is Rejected."""
+    """The metric must reach this value (>= for max, <= for min) or the run is Rejected; unset:
+    no threshold."""
     must_beat: DnsLabel | None = None
-    """A Model alias (e.g. `production`) whose version's metric the run must beat."""
+    """A Model alias (e.g. `production`) whose version's value of `metric` the run must strictly
+    beat; not checked while the alias is unset or its version lacks the metric."""
 
 
 class Output(ApiModel):
+    """Where the run's artifact goes."""
+
     uri: Uri
-    """Where the training code writes the artifact; `{run}` is replaced by the run's name."""
+    """Where the training code writes the artifact; `{run}` is replaced by the run's name.
+    `pvc://<claim>/<path>` is mounted into the pod; for other schemes the code uploads from
+    MODELWERK_OUTPUT_DIR itself."""
 
 
 class TrainingRunSpec(ApiModel):
     """What to run, on what data, with which parameters. Immutable after creation."""
 
     model: DnsLabel | None = None
-    """The Model (same namespace) the result is registered to; none: just run."""
+    """The Model (same namespace) the result is registered to; the run waits, Pending, until it
+    exists. Unset: the run only trains and registers nothing."""
     image: Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=r"^\S+$")]
-    """The training image; pin it by digest for a reproducible run."""
+    """The training image; pin it by digest for a reproducible run (the digest actually run is
+    recorded in status.reproducibility.image)."""
     command: Annotated[
         list[Annotated[str, StringConstraints(max_length=1024)]], Field(max_length=32)
     ] = Field(default_factory=list)
+    """The training container's command, replacing the image's ENTRYPOINT; empty: the image's."""
     args: Annotated[
         list[Annotated[str, StringConstraints(max_length=4096)]], Field(max_length=64)
     ] = Field(default_factory=list)
+    """Arguments to the command, replacing the image's CMD; empty: the image's."""
     env: Annotated[list[EnvVar], Field(max_length=64, json_schema_extra=list_map("name"))] = Field(
         default_factory=list
     )
+    """Literal environment variables of the training container, besides the operator's
+    MODELWERK_* ones. No valueFrom: storage credentials come from the Model's
+    storage.secretRef."""
     hyperparameters: Hyperparameters = Field(default_factory=dict)
-    """Passed to the code as strings; their hash is part of the run's lineage."""
+    """Name -> value, passed to the code as strings (MODELWERK_HYPERPARAMETERS and the params
+    file); their hash is part of the run's lineage."""
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
-    """Random seed handed to the code (numpy accepts up to 2^32-1)."""
+    """Random seed handed to the code as MODELWERK_SEED (numpy accepts up to 2^32-1); unset: none
+    is passed and the code picks its own."""
     datasets: Annotated[
         list[DatasetRef], Field(max_length=16, json_schema_extra=list_map("name"))
     ] = Field(default_factory=list)
+    """Datasets the run reads, handed to the code (MODELWERK_DATASETS and the params file) and
+    recorded in the lineage."""
     code: CodeRef | None = None
+    """The source the training image was built from; recorded in the lineage only."""
     resources: ResourceRequirements | None = None
+    """Requests and limits of the training container; unset: none (a LimitRange may apply)."""
     service_account_name: DnsSubdomain | None = None
-    """A ServiceAccount in the run's namespace; default: the namespace's `default`."""
+    """A ServiceAccount in the run's namespace for the training pod; unset: the namespace's
+    `default`, with no API token mounted."""
     backoff_limit: Annotated[int, Field(ge=0, le=10)] = 2
-    """Retries of the training pod before the run fails."""
+    """Retries of a failed training pod before the run fails (the Job's backoffLimit): 2 means
+    up to 3 attempts."""
     active_deadline_seconds: Annotated[int, Field(ge=1, le=30 * 24 * 3600)] | None = None
+    """Seconds the run's Job may be active, all attempts together, before it fails (the Job's
+    activeDeadlineSeconds, reason DeadlineExceeded); unset: no limit."""
     ttl_seconds_after_finished: Annotated[int, Field(ge=0, le=365 * 24 * 3600)] | None = None
-    """Delete the finished run after this long, unless its version is still registered."""
+    """Seconds after the run finishes (Succeeded, Failed or Rejected) before it and its Job are
+    deleted; unset: kept. A run that registered a version is never deleted: it is its lineage."""
     suspend: bool = False
-    """The only field that may change: pauses (true) or resumes (false) the run."""
+    """The only field that may change: true suspends the Job (a running training pod is stopped
+    and the run shows Pending), false resumes it with a new pod."""
     evaluation: Evaluation | None = None
+    """The gate a finished run must pass to be registered; unset: every run whose report is
+    valid passes."""
     output: Output | None = None
-    """Default: the Model's storage URI plus the run's name."""
+    """Where the artifact goes; unset: the Model's storage.uri plus `/<run name>` (a run with a
+    Model that has no storage then stays Pending, reason NoOutputLocation)."""
 
 
 def _immutable_spec_rule() -> JsonDict:
@@ -167,32 +198,55 @@ class TrainingRunPhase(StrEnum):
 
 
 class EvaluationResult(StatusModel):
+    """The evaluation gate's verdict on a finished run."""
+
     metric: str
+    """The metric judged (spec.evaluation.metric); empty when the run has no gate."""
     direction: Direction = Direction.MAX
     threshold: float | None = None
+    """The threshold applied (spec.evaluation.threshold)."""
     value: float | None = None
     """The run's value of the metric."""
     baseline_value: float | None = None
     """The value of the `mustBeat` alias's version, when there was one."""
     passed: bool = False
+    """Whether the run passed; false: the run is Rejected and nothing is registered."""
     message: str | None = None
+    """The verdict in words, e.g. `accuracy=0.97 beats production (version 3: 0.95)`."""
 
 
 class TrainingRunStatus(StatusModel):
     phase: TrainingRunPhase | None = None
+    """`Pending` (waiting for the Model, an output location or the pod; also while suspended),
+    `Running`, `Succeeded` (passed the gate, registered if spec.model is set), `Failed` (the Job
+    failed or was refused, or the report is missing or invalid) or `Rejected` (refused by the
+    evaluation gate)."""
     conditions: Conditions = Field(default_factory=list)
+    """Types Accepted, JobCreated, Running, Complete, Failed, Evaluated and Registered; their
+    reason and message say what blocks or ended the run."""
     observed_generation: int | None = None
+    """The metadata.generation this status was computed from."""
     job_name: str | None = None
+    """The run's batch/v1 Job, named like the run."""
     start_time: datetime | None = None
+    """When the Job started."""
     completion_time: datetime | None = None
+    """When the Job completed or failed."""
     attempts: int | None = None
+    """Pods the Job has run so far: failed, succeeded and active together."""
     metrics: dict[str, float] = Field(default_factory=dict)
+    """Metric name -> value, as the training code reported them."""
     artifact: ArtifactRef | None = None
+    """The artifact the training code reported (URI and sha256 digest)."""
     baseline: Baseline | None = None
     """Training-data statistics the code reported; copied to the registered version."""
     evaluation: EvaluationResult | None = None
+    """The evaluation gate's verdict: taken once, and kept when the `mustBeat` alias moves
+    later."""
     model_version: Version | None = None
+    """The version this run registered in spec.model; absent until it is registered."""
     reproducibility: Lineage | None = None
+    """What the run actually ran; becomes the registered version's lineage."""
 
 
 TRAININGRUN_KIND = KindInfo(
