@@ -477,6 +477,13 @@ async def _reconcile_seldon(
     )
     status = (children[0].get("status") or {}) if children else {}
     state = status.get("state")
+    # Seldon Core publishes where it serves; until it does, say nothing rather than point at
+    # the native Service.
+    address = (status.get("address") or {}).get("url")
+    if state == "Available" and address:
+        sb.status["endpoint"] = address
+    elif state == "Available" or not _owned(rt, "Service", key):
+        sb.status.pop("endpoint", None)
     # After a switch from the native runtime (e.g. Seldon Core installed under `runtime: auto`)
     # its pods serve until Seldon reports the SeldonDeployment Available: pruning them first
     # would leave nothing serving in between.
