@@ -3,7 +3,7 @@ Event per transition, and apply a set of children, writing only those whose spec
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from modelwerk import constants
@@ -67,13 +67,16 @@ async def post_transitions(
     old: Mapping[str, Any],
     new: Mapping[str, Any],
     bad: Callable[[Mapping[str, Any]], bool],
+    quiet_phases: Collection[str] = (),
 ) -> None:
     """One Event per phase change, summing up what changed with it, and a Warning for bad news
     that comes without one. Few events on purpose: each is an API write, and a run's lifecycle
-    should cost a handful of writes, not one per condition."""
+    should cost a handful of writes, not one per condition. Entering a `quiet_phases` phase
+    posts nothing unless something went wrong (the phase itself is in the status)."""
     changed = changed_conditions(old, new)
     troubles = [c for c in changed if bad(c)]
-    if old.get("phase") != new.get("phase"):
+    phase = new.get("phase")
+    if old.get("phase") != phase and (phase not in quiet_phases or troubles):
         summary = "; ".join(
             f"{c['type']}={c['status']}: {c.get('message') or c['reason']}" for c in changed
         )
@@ -100,6 +103,7 @@ async def write_status(
     sb: StatusBuilder,
     phase: str,
     bad: Callable[[Mapping[str, Any]], bool],
+    quiet_phases: Collection[str] = (),
 ) -> dict[str, Any]:
     """Writes the built status only if it differs from the stored one, keeps the cache in step,
     and posts the transition's Events. Returns the status as it now stands."""
@@ -107,7 +111,7 @@ async def write_status(
     if status_changed(sb.old, status):
         updated = await rt.kube.patch_status(body, merge_patch(sb.old, status))
         rt.store(kind).upsert(updated)
-        await post_transitions(rt, body, sb.old, status, bad)
+        await post_transitions(rt, body, sb.old, status, bad, quiet_phases)
     return status
 
 

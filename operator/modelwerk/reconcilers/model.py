@@ -111,7 +111,31 @@ async def compare_and_swap(
 ) -> Mapping[str, Any]:
     """Writes the computed status only if the Model is unchanged since it was read (its
     resourceVersion); on a conflict re-reads and recomputes. The status carries the whole
-    version list, so this is what keeps concurrent registrations from losing one."""
+    version list, so this is what keeps concurrent registrations from losing one.
+
+    Within this process the writes to one Model take turns and start from the newest copy in
+    the cache (each write updates it), so twenty runs finishing together cost twenty writes,
+    not a storm of conflicts; the resourceVersion still guards against any other writer."""
+    key = (body["metadata"].get("namespace") or "", body["metadata"]["name"])
+    async with rt.lock((KIND, key)):
+        return await _compare_and_swap(rt, _newest(body, rt.store(KIND).get(key)), compute)
+
+
+def _newest(a: Mapping[str, Any], b: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    if b is None:
+        return a
+    try:
+        newer = int(b["metadata"]["resourceVersion"]) > int(a["metadata"]["resourceVersion"])
+    except (KeyError, TypeError, ValueError):
+        return a
+    return b if newer else a
+
+
+async def _compare_and_swap(
+    rt: Runtime,
+    body: Mapping[str, Any],
+    compute: Callable[[Mapping[str, Any]], dict[str, Any] | None],
+) -> Mapping[str, Any]:
     current: Mapping[str, Any] | None = body
     for _ in range(CAS_ATTEMPTS):
         if current is None:

@@ -468,7 +468,9 @@ def _job_finished(job: Mapping[str, Any]) -> bool:
 async def _write(
     rt: Runtime, body: Mapping[str, Any], sb: StatusBuilder, phase: str
 ) -> float | None:
-    status = await write_status(rt, KIND, body, sb, phase, _bad)
+    # Pending (Job created) and the outcome get an Event; Running, which follows within
+    # seconds, only shows in the status: one write less per run.
+    status = await write_status(rt, KIND, body, sb, phase, _bad, quiet_phases=("Running",))
     delay = ttl_remaining(body, status)
     if delay is None or delay > 0:
         return delay
