@@ -18,16 +18,17 @@ from modelwerk.workqueue import Reconcile, WorkQueue
 
 # Children of a modelwerk Deployment, each cached under this name (apps Deployments get a prefix
 # to tell them from our own kind).
-CHILD_KINDS = (
-    "apps/Deployment",
-    "Service",
-    "HorizontalPodAutoscaler",
-    "PodDisruptionBudget",
-    "SeldonDeployment",
-    "PrometheusRule",
-    "ServiceMonitor",
-    "PodMonitor",
+CHILDREN = (  # (group, version, plural, cache name)
+    ("apps", "v1", "deployments", "apps/Deployment"),
+    ("", "v1", "services", "Service"),
+    ("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler"),
+    ("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget"),
+    ("machinelearning.seldon.io", "v1", "seldondeployments", "SeldonDeployment"),
+    ("monitoring.coreos.com", "v1", "prometheusrules", "PrometheusRule"),
+    ("monitoring.coreos.com", "v1", "servicemonitors", "ServiceMonitor"),
+    ("monitoring.coreos.com", "v1", "podmonitors", "PodMonitor"),
 )
+CHILD_KINDS = tuple(store for *_, store in CHILDREN)
 
 _META_KEPT = (
     "name",
