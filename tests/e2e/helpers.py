@@ -112,27 +112,18 @@ def webhook_operator(
     session's other operators; stops it (and resumes those) on exit, also when it fails to
     start."""
     with other_operators_paused():
-        proc = OperatorProcess(kubeconfig, log_path, "-n", namespace)
+        proc = OperatorProcess(
+            kubeconfig,
+            log_path,
+            "-n",
+            namespace,
+            env={"MODELWERK_WEBHOOK_TOKEN_FILE": str(token_file)},
+        )
         try:
-            with _environment(MODELWERK_WEBHOOK_TOKEN_FILE=str(token_file)):
-                proc.start()  # the child copies the environment here
+            proc.start()
             yield proc
         finally:
             _stop_operator(proc)
-
-
-@contextlib.contextmanager
-def _environment(**values: str) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _stop_operator(proc: OperatorProcess) -> None:

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -122,10 +122,13 @@ def free_port() -> int:
 class OperatorProcess:
     """`modelwerk run` as a child process, as a user would start it."""
 
-    def __init__(self, kubeconfig: str, log_path: Path, *args: str) -> None:
+    def __init__(
+        self, kubeconfig: str, log_path: Path, *args: str, env: Mapping[str, str] | None = None
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.log_path = log_path
         self.args = args
+        self.env = dict(env or {})
         self.http_port = free_port()
         self.health_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -136,6 +139,7 @@ class OperatorProcess:
         env = {
             "MODELWERK_CRD_CACHE_SECONDS": "1",
             **os.environ,
+            **self.env,
             "KUBECONFIG": self.kubeconfig,
             "MODELWERK_HTTP_HOST": "127.0.0.1",
         }

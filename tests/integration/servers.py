@@ -439,10 +439,9 @@ def own_operator(
     `env` added to its environment, and on exit stops it and starts the session operator again."""
     if session_operator.proc is not None:
         session_operator.stop()
-    proc = OperatorProcess(kubeconfig, log_path, *args)
+    proc = OperatorProcess(kubeconfig, log_path, *args, env=env)
     try:
-        with _environment(env or {}):
-            proc.start()  # the child copies the environment at start
+        proc.start()
         yield proc
     finally:
         try:
@@ -450,20 +449,6 @@ def own_operator(
                 proc.stop()
         finally:
             session_operator.start()
-
-
-@contextlib.contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 # --- cluster-scoped state shared by concurrent test sessions ---------------------------------
