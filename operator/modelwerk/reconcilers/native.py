@@ -1,0 +1,153 @@
+"""The native runtime: an apps/v1 Deployment per served version behind one Service (plus HPA
+and PDB), switching versions without dropping below the ready replicas asked for."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from modelwerk import constants
+from modelwerk.api.deployment import Deployment
+from modelwerk.builders import serving
+from modelwerk.reconcilers.common import StatusBuilder, apply_children
+from modelwerk.reconcilers.served import (
+    SELDON_STORES,
+    Plan,
+    mark_serving,
+    owned_children,
+    prune,
+    seldon_available,
+    served_version,
+    serving_other_runtime,
+    set_lineage,
+    storage_secret,
+)
+from modelwerk.runtime import Runtime
+
+
+async def reconcile_native(
+    rt: Runtime, dep: Deployment, body: Mapping[str, Any], sb: StatusBuilder, plan: Plan
+) -> str:
+    key = (dep.metadata.namespace or "", dep.metadata.name or "")
+    image = rt.config.serving_image
+    canary_percent = plan.canary_percent if plan.canary is not None else 0
+    stable_replicas, canary_replicas = serving.split_replicas(dep.spec.replicas, canary_percent)
+    secret = storage_secret(rt, dep)
+    served = [served_version(plan.target, "stable", stable_replicas, secret)]
+    if plan.canary is not None:
+        served.append(served_version(plan.canary, "canary", canary_replicas, secret))
+    observed = {
+        int(d["metadata"]["labels"][constants.LABEL_MODEL_VERSION]): d
+        for d in owned_children(rt, "apps/Deployment", key)
+    }
+    target_number = int(plan.target["version"])
+    target_ready = _available(observed.get(target_number), stable_replicas)
+    keep_previous = plan.previous is not None and not target_ready
+    if keep_previous and plan.previous is not None:
+        served.append(served_version(plan.previous, "stable", dep.spec.replicas, secret))
+
+    desired = [serving.build_version_deployment(dep, body, s, image) for s in served]
+    deployments = await apply_children(
+        rt, "apps/Deployment", desired, owned_children(rt, "apps/Deployment", key)
+    )
+    await apply_children(
+        rt,
+        "Service",
+        [serving.build_service(dep, body)],
+        owned_children(rt, "Service", key),
+    )
+    hpas = [
+        h
+        for s in served
+        if (h := serving.build_hpa(dep, body, s, canary_percent=canary_percent)) is not None
+    ]
+    await apply_children(
+        rt,
+        "HorizontalPodAutoscaler",
+        [(h) for h in hpas],
+        owned_children(rt, "HorizontalPodAutoscaler", key),
+    )
+    pdb = serving.build_pdb(dep, body)
+    await apply_children(
+        rt,
+        "PodDisruptionBudget",
+        [(pdb)] if pdb is not None else [],
+        owned_children(rt, "PodDisruptionBudget", key),
+    )
+    # After a switch from Seldon, its SeldonDeployment serves until the native target is ready.
+    seldon_serving = any(seldon_available(s) for s in owned_children(rt, "SeldonDeployment", key))
+    if target_ready or not seldon_serving:
+        await prune(rt, SELDON_STORES, key)
+        seldon_serving = False
+
+    sb.status["replicas"] = sum(s.replicas for s in served)
+    sb.status["readyReplicas"] = sum(
+        int((d.get("status") or {}).get("readyReplicas") or 0) for d in deployments
+    )
+    by_number = {
+        int(d["metadata"]["labels"][constants.LABEL_MODEL_VERSION]): d for d in deployments
+    }
+    failure = _failed(by_number.get(target_number))
+    if target_ready:
+        return mark_serving(sb, plan, plan.target)
+    if failure is not None:
+        sb.condition(
+            "Degraded",
+            True,
+            "VersionNotReady",
+            f"version {target_number} does not become ready: {failure}",
+        )
+        if plan.previous is not None:
+            sb.condition(
+                "Ready",
+                True,
+                "ServingPrevious",
+                f"version {plan.previous['version']} keeps serving",
+            )
+            set_lineage(sb, plan.previous)
+            return "Degraded"
+        if seldon_serving:
+            serving_other_runtime(sb, "the SeldonDeployment", target_number)
+        else:
+            sb.condition("Ready", False, "VersionNotReady", failure)
+        return "Degraded"
+    sb.condition(
+        "Progressing",
+        True,
+        "RollingOut",
+        f"waiting for version {target_number} to become ready "
+        f"({(by_number.get(target_number, {}).get('status') or {}).get('readyReplicas') or 0}"
+        f"/{stable_replicas} ready)",
+    )
+    if plan.previous is not None:
+        sb.condition(
+            "Ready",
+            True,
+            "ServingPrevious",
+            f"version {plan.previous['version']} serves until {target_number} is ready",
+        )
+        return "Progressing"
+    if seldon_serving:
+        serving_other_runtime(sb, "the SeldonDeployment", target_number)
+        return "Progressing"
+    sb.condition("Ready", False, "RollingOut", f"version {target_number} is not ready yet")
+    return "Progressing"
+
+
+def _available(deployment: Mapping[str, Any] | None, replicas: int) -> bool:
+    if deployment is None:
+        return False
+    status = deployment.get("status") or {}
+    generation = deployment["metadata"].get("generation") or 0
+    return (
+        int(status.get("observedGeneration") or 0) >= int(generation)
+        and int(status.get("updatedReplicas") or 0) >= replicas
+        and int(status.get("availableReplicas") or 0) >= replicas
+    )
+
+
+def _failed(deployment: Mapping[str, Any] | None) -> str | None:
+    for cond in ((deployment or {}).get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
+            return str(cond.get("message") or "progress deadline exceeded")
+    return None
