@@ -12,6 +12,9 @@ from typing import Any
 
 import kopf
 
+from modelwerk import constants
+from modelwerk.wiring import CHILDREN
+
 
 @kopf.on.startup(id="settings")
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
@@ -28,6 +31,16 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     config = memo.config
     if not config.clusterwide and not any(ch in n for n in config.namespaces for ch in "*?["):
         settings.scanning.disabled = True
+    # Only the pods and Jobs of training runs, and only the children of modelwerk Deployments,
+    # are of interest: let the apiserver filter them (the handlers' label filters alone would
+    # still stream every pod of the cluster to the operator).
+    for group, version, plural in (("", "v1", "pods"), ("batch", "v1", "jobs")):
+        settings.watching.label_selectors[group, version, plural] = constants.LABEL_TRAININGRUN
+    for group, version, plural, _store in CHILDREN:
+        settings.watching.label_selectors[group, version, plural] = constants.LABEL_DEPLOYMENT
+    # List in pages at start-up: one response with every object at once is a memory spike the
+    # process never gives back.
+    settings.watching.chunk_size = 500
     # kopf waits this long after an event for more events of the same object, to hand only the
     # latest one over. Handlers here only update a cache and queue a key (deduplicated by the
     # work queue anyway), so the default 0.1 s would be pure latency on every event.

@@ -48,6 +48,18 @@ def _meta(body: Mapping[str, Any]) -> dict[str, Any]:
     return {k: meta[k] for k in _META_KEPT if k in meta}
 
 
+def project_resource(body: Mapping[str, Any]) -> Body:
+    """Our own kinds: everything a reconciler reads, without managedFields and annotations
+    (several kilobytes per object once the operator has written status, read by nobody here)."""
+    return {
+        "apiVersion": body["apiVersion"],
+        "kind": body["kind"],
+        "metadata": _meta(body),
+        "spec": body.get("spec") or {},
+        "status": body.get("status") or {},
+    }
+
+
 def project_child(body: Mapping[str, Any]) -> Body:
     """Serving and monitoring children: identity, the spec hash we stamped, and status."""
     meta = _meta(body)
@@ -106,9 +118,9 @@ def _model_of(body: Mapping[str, Any]) -> list[ObjectKey]:
 def build_runtime(kube: Kube, config: OperatorConfig) -> Runtime:
     rt = Runtime(kube=kube, config=config)
     rt.stores = {
-        "Model": Store(),
-        "TrainingRun": Store(indexes={"model": _model_of}),
-        "Deployment": Store(indexes={"model": _model_of}),
+        "Model": Store(project_resource),
+        "TrainingRun": Store(project_resource, indexes={"model": _model_of}),
+        "Deployment": Store(project_resource, indexes={"model": _model_of}),
         "Job": Store(project_job),
         "Pod": Store(project_pod, indexes={"run": _run_of}),
     }
