@@ -3,7 +3,7 @@
 # (built from source by build-tools.sh), with kwok standing in for kubelets on fake nodes.
 # Everything listens on 127.0.0.1.
 #
-#   hack/cluster.sh up      build (first time: 15-30 min), start, wait until nodes are Ready
+#   hack/cluster.sh up      build (first time: 6-10 min), start, wait until nodes are Ready
 #   hack/cluster.sh down    stop and delete the cluster
 #   hack/cluster.sh env     print `export KUBECONFIG=... PATH=...` for this cluster
 #   hack/cluster.sh audit-log   where the audit log is (clusters started with MODELWERK_AUDIT=1)
