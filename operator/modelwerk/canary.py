@@ -13,6 +13,7 @@ from typing import Any
 from modelwerk.api.common import parse_duration
 from modelwerk.api.deployment import Canary, CanaryState
 from modelwerk.promql import CanaryMeasurement
+from modelwerk.status import parse_time
 
 
 @dataclass(frozen=True)
@@ -53,10 +54,6 @@ class CanaryPlan:
 
 def _iso(at: dt.datetime) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse(value: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def plan(
@@ -106,7 +103,7 @@ def plan(
             last_measured=last,
         )
     step = int(prev.get("step") or 0)
-    started = _parse(prev.get("stepStartedAt") or _iso(at))
+    started = parse_time(prev.get("stepStartedAt") or _iso(at))
     interval = seconds(analysis.interval)
     remaining = (started + dt.timedelta(seconds=interval) - at).total_seconds()
     current = CanaryPlan(

@@ -20,7 +20,7 @@ from urllib.parse import quote, urlencode
 import aiohttp
 import kopf
 
-from modelwerk import constants, metrics
+from modelwerk import constants, metrics, status
 
 JsonDict = dict[str, Any]
 
@@ -295,7 +295,7 @@ class Kube:
     ) -> None:
         """Posts a core/v1 Event about an object; never raises (events are best effort)."""
         meta = involved["metadata"]
-        now = _now()
+        now = status.now()
         namespace = meta.get("namespace") or "default"
         manifest: JsonDict = {
             "apiVersion": "v1",
@@ -329,12 +329,6 @@ class Kube:
             )
         except (TimeoutError, ApiError, aiohttp.ClientError):
             metrics.EVENT_FAILURES.inc()
-
-
-def _now() -> str:
-    import datetime as dt
-
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext | bool:

@@ -18,6 +18,7 @@ from modelwerk import constants
 from modelwerk.api.common import parse_duration
 from modelwerk.api.model import Model
 from modelwerk.naming import child_name
+from modelwerk.status import parse_time
 
 MAX_RECORDED_TRIGGERS = 20
 LABEL_RETRAIN = f"{constants.LABEL_PREFIX}/retrain"
@@ -47,10 +48,6 @@ def schedule_key(at: dt.datetime) -> str:
 def run_name(model: str, key: str) -> str:
     digest = hashlib.sha256(key.encode()).hexdigest()[:10]
     return child_name(model, "retrain", digest)
-
-
-def _time(value: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def seen(triggers: Sequence[Mapping[str, Any]], key: str) -> bool:
@@ -85,7 +82,7 @@ def decide(
     if trigger.reason == "Alert" and trigger.alert not in policy.on_alerts:
         return Decision(False, f"alert {trigger.alert} is not in spec.retrain.onAlerts")
     cooldown = parse_duration(policy.cooldown)
-    started = [_time(t["at"]) for t in triggers if t.get("trainingRun")]
+    started = [parse_time(t["at"]) for t in triggers if t.get("trainingRun")]
     if started and at - max(started) < cooldown:
         return Decision(
             False,

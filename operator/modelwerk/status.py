@@ -14,6 +14,11 @@ def now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse_time(value: str) -> dt.datetime:
+    """A Kubernetes timestamp (RFC 3339, `Z` for UTC) as an aware datetime."""
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
 def set_condition(
     conditions: Sequence[Mapping[str, Any]],
     type_: str,

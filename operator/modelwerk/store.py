@@ -43,7 +43,7 @@ class Store:
     def upsert(self, body: Mapping[str, Any]) -> Body:
         key = key_of(body)
         current = self._objects.get(key)
-        if current is not None and _newer(current, body):
+        if current is not None and newer(current, body):
             # A write-through from our own response can be newer than a late watch event.
             return current
         self._unindex(key)
@@ -80,12 +80,10 @@ class Store:
         return self._objects.values()
 
 
-def _newer(current: Mapping[str, Any], incoming: Mapping[str, Any]) -> bool:
-    """resourceVersions are opaque, but from one etcd they are increasing integers; when both
-    parse, refuse to go back in time, otherwise trust the incoming object."""
+def newer(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Is `a` a later state of the object than `b`? resourceVersions are opaque, but from one
+    etcd they are increasing integers; when either does not parse, the answer is no."""
     try:
-        cur = int(current["metadata"]["resourceVersion"])
-        inc = int(incoming["metadata"]["resourceVersion"])
+        return int(a["metadata"]["resourceVersion"]) > int(b["metadata"]["resourceVersion"])
     except (KeyError, TypeError, ValueError):
         return False
-    return cur > inc

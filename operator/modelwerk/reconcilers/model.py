@@ -11,7 +11,7 @@ from modelwerk.api.model import Model
 from modelwerk.reconcilers import retrain as retrain_reconciler
 from modelwerk.runtime import Runtime
 from modelwerk.status import merge_patch, now, set_condition, status_changed
-from modelwerk.store import ObjectKey
+from modelwerk.store import ObjectKey, newer
 
 KIND = "Model"
 CAS_ATTEMPTS = 20
@@ -122,13 +122,7 @@ async def compare_and_swap(
 
 
 def _newest(a: Mapping[str, Any], b: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    if b is None:
-        return a
-    try:
-        newer = int(b["metadata"]["resourceVersion"]) > int(a["metadata"]["resourceVersion"])
-    except (KeyError, TypeError, ValueError):
-        return a
-    return b if newer else a
+    return b if b is not None and newer(b, a) else a
 
 
 async def _compare_and_swap(

@@ -11,6 +11,7 @@ from modelwerk import constants, k8s, retrain
 from modelwerk.api.model import Model
 from modelwerk.reconcilers import model as model_reconciler
 from modelwerk.runtime import Runtime
+from modelwerk.status import parse_time
 from modelwerk.store import ObjectKey
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ async def on_schedule(rt: Runtime, body: Mapping[str, Any]) -> float | None:
     triggers = ((body.get("status") or {}).get("retrain") or {}).get("triggers") or []
     scheduled = [t["at"] for t in triggers if t.get("reason") == "Schedule"]
     since_text = max(scheduled) if scheduled else body["metadata"]["creationTimestamp"]
-    since = dt.datetime.fromisoformat(since_text.replace("Z", "+00:00"))
+    since = parse_time(since_text)
     due = retrain.due_schedule(policy.schedule, since, at)
     if due is not None:
         key = (model.metadata.namespace or "", model.metadata.name or "")

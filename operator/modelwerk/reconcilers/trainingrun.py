@@ -18,7 +18,7 @@ from modelwerk.reconcilers import model as model_reconciler
 from modelwerk.reconcilers.common import StatusBuilder, write_status
 from modelwerk.report import REASON_MISSING, ReportError, parse_report
 from modelwerk.runtime import Runtime
-from modelwerk.status import get_condition, now
+from modelwerk.status import get_condition, now, parse_time
 from modelwerk.store import ObjectKey
 
 KIND = "TrainingRun"
@@ -56,7 +56,7 @@ class Observed:
 
 
 def _time(value: str | None) -> dt.datetime | None:
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+    return parse_time(value) if value else None
 
 
 def _job_condition(job: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
