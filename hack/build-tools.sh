@@ -21,6 +21,11 @@ have_all() { for b in "${want[@]}"; do [ -x "$bin/$b" ] || return 1; done; }
 if have_all; then echo "$bin"; exit 0; fi
 
 mkdir -p "$bin"
+# Two builds of one key at once (two checkouts bootstrapping together) would race on the same
+# outputs: the second waits for the first, then finds what it built.
+exec 9>"$bin/.lock"
+flock 9
+if have_all; then echo "$bin"; exit 0; fi
 start=$(date +%s)
 say() { echo "[build-tools +$(( $(date +%s) - start ))s] $*" >&2; }
 say "building control-plane binaries into $bin (the first build on a machine takes 6-10 min on 2 cores)"
