@@ -19,7 +19,7 @@ from modelwerk.api.deployment import (
     DeploymentPhase,
     DeploymentSpec,
     DeploymentStatus,
-    Runtime,
+    ServingRuntime,
 )
 from modelwerk.api.model import Framework, Model, ModelPhase, ModelSpec, ModelStatus, ModelVersion
 from modelwerk.api.trainingrun import (
@@ -58,8 +58,8 @@ __all__ = [
     "ModelVersion",
     "ObjectMeta",
     "ResourceRequirements",
-    "Runtime",
     "SecretRef",
+    "ServingRuntime",
     "TrainingRun",
     "TrainingRunPhase",
     "TrainingRunSpec",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Final, Literal
 
 from pydantic import (
     AfterValidator,
@@ -195,6 +195,12 @@ class TrainingRunPhase(StrEnum):
     FAILED = "Failed"
     REJECTED = "Rejected"
     """Finished, but the evaluation gate refused the result."""
+
+
+FINISHED_PHASES: Final = frozenset(
+    {TrainingRunPhase.SUCCEEDED, TrainingRunPhase.FAILED, TrainingRunPhase.REJECTED}
+)
+"""The phases a run never leaves."""
 
 
 class EvaluationResult(StatusModel):
