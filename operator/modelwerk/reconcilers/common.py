@@ -7,6 +7,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from modelwerk import constants
+from modelwerk.builders.spechash import with_spec_hash
 from modelwerk.kinds import Kind
 from modelwerk.manager import Manager
 from modelwerk.status import (
@@ -124,10 +125,13 @@ async def apply_children(
     prune: bool = True,
 ) -> list[Mapping[str, Any]]:
     """Server-side applies each desired child whose spec hash differs from what is observed, and
-    deletes observed children no longer desired. Returns the children as they now are."""
+    deletes observed children no longer desired. Returns the children as they now are.
+
+    The one place every child gets its spec hash (builders may stamp it already; stamping is
+    idempotent), so no child kind is re-applied on every reconcile for want of one."""
     by_name = {o["metadata"]["name"]: o for o in observed}
     result: list[Mapping[str, Any]] = []
-    for manifest in desired:
+    for manifest in map(with_spec_hash, desired):
         name = manifest["metadata"]["name"]
         current = by_name.pop(name, None)
         want = (manifest["metadata"].get("annotations") or {}).get(SPEC_HASH)
