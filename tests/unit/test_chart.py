@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import importlib.util
 import json
+import os
+import shutil
 import subprocess
 from collections.abc import Iterator, Sequence
 from functools import cache
@@ -44,6 +46,9 @@ gen_chart = _load_gen_chart()
 
 @cache
 def helm_bin() -> str:
+    if os.environ.get("MODELWERK_FAST") and shutil.which("helm") is None:
+        # hack/test.sh --fast builds nothing; the full tiers build helm and run these.
+        pytest.skip("helm is not built yet (hack/test.sh --fast builds no tools)")
     return str(gen_chart.helm_binary())
 
 

@@ -8,7 +8,6 @@ from modelwerk.api.common import (
     DatasetRef,
     Direction,
     FeatureStats,
-    KindInfo,
     Lineage,
     ObjectMeta,
     ResourceRequirements,
@@ -21,6 +20,7 @@ from modelwerk.api.deployment import (
     DeploymentStatus,
     ServingRuntime,
 )
+from modelwerk.api.kindinfo import KindInfo
 from modelwerk.api.model import Framework, Model, ModelPhase, ModelSpec, ModelStatus, ModelVersion
 from modelwerk.api.trainingrun import (
     TrainingRun,

@@ -16,17 +16,13 @@ from pydantic import (
 )
 
 from modelwerk.api.common import (
-    AGE,
-    NAME_FITS_LABEL,
     ApiModel,
     Conditions,
     DnsLabel,
     DnsSubdomain,
     Duration,
-    KindInfo,
     Labels,
     Lineage,
-    PrinterColumn,
     Resource,
     ResourceRequirements,
     StatusModel,
@@ -35,6 +31,7 @@ from modelwerk.api.common import (
     rule,
     validations,
 )
+from modelwerk.api.kindinfo import AGE, NAME_FITS_LABEL, KindInfo, PrinterColumn
 
 Percent = Annotated[int, Field(ge=0, le=100)]
 

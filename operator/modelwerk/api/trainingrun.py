@@ -15,9 +15,7 @@ from pydantic import (
 )
 
 from modelwerk.api.common import (
-    AGE,
     IDENTIFIER,
-    NAME_FITS_LABEL,
     ApiModel,
     ArtifactRef,
     Baseline,
@@ -29,11 +27,9 @@ from modelwerk.api.common import (
     DnsSubdomain,
     Identifier,
     JsonDict,
-    KindInfo,
     Lineage,
     MetricName,
     MetricValue,
-    PrinterColumn,
     Resource,
     ResourceRequirements,
     StatusModel,
@@ -45,6 +41,7 @@ from modelwerk.api.common import (
     rule,
     validations,
 )
+from modelwerk.api.kindinfo import AGE, NAME_FITS_LABEL, KindInfo, PrinterColumn
 
 # Names the operator sets on the training container; a user's env entry must not shadow them.
 RESERVED_ENV_PREFIX = "MODELWERK_"
