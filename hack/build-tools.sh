@@ -2,6 +2,7 @@
 # Builds the local control plane's binaries from their pinned Go modules (hack/tools/*) into a
 # cache outside the clone, keyed by a hash of the pins: an unchanged pin is never rebuilt.
 # Prints the bin directory on stdout (last line); progress goes to stderr.
+# `--if-built`: never build; print the bin directory only if everything is already there.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -19,6 +20,7 @@ want=(kube-apiserver kube-controller-manager kube-scheduler kubectl kwok kwokctl
 
 have_all() { for b in "${want[@]}"; do [ -x "$bin/$b" ] || return 1; done; }
 if have_all; then echo "$bin"; exit 0; fi
+if [ "${1:-}" = "--if-built" ]; then exit 0; fi
 
 mkdir -p "$bin"
 # Two builds of one key at once (two checkouts bootstrapping together) would race on the same

@@ -1,6 +1,6 @@
 """Reads from Prometheus for canary analysis: the canary version's error rate and p99 latency.
 
-The queries read the model server's own metrics (see modelwerk.serving.metrics)."""
+The queries read the model server's own metrics (their names: modelwerk/contract.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from modelwerk.api.common import parse_duration
+from modelwerk.contract import REQUEST_DURATION_BUCKET, REQUESTS_TOTAL, SERVER_ERROR
 
 
 class PrometheusError(Exception):
@@ -42,10 +43,10 @@ def queries(model: str, version: int, window: str, namespace: str | None = None)
     sel = _selector(model, version, namespace)
     window = promql_duration(window)
     return {
-        "requests": f"sum(rate(modelwerk_requests_total{{{sel}}}[{window}]))",
-        "errors": f'sum(rate(modelwerk_requests_total{{{sel},outcome="server_error"}}[{window}]))',
+        "requests": f"sum(rate({REQUESTS_TOTAL}{{{sel}}}[{window}]))",
+        "errors": f'sum(rate({REQUESTS_TOTAL}{{{sel},outcome="{SERVER_ERROR}"}}[{window}]))',
         "p99": "histogram_quantile(0.99, sum by (le) "
-        f"(rate(modelwerk_request_duration_seconds_bucket{{{sel}}}[{window}])))",
+        f"(rate({REQUEST_DURATION_BUCKET}{{{sel}}}[{window}])))",
     }
 
 

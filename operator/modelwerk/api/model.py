@@ -9,11 +9,8 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, StringConstraints
 
 from modelwerk.api.common import (
-    AGE,
     CRON,
     DNS1123_LABEL,
-    NAME_FITS_LABEL,
-    READY,
     AliasName,
     ApiModel,
     ArtifactRef,
@@ -22,11 +19,9 @@ from modelwerk.api.common import (
     Direction,
     DnsLabel,
     Duration,
-    KindInfo,
     Lineage,
     MetricName,
     Metrics,
-    PrinterColumn,
     Resource,
     SecretRef,
     StatusModel,
@@ -37,6 +32,7 @@ from modelwerk.api.common import (
     rule,
     validations,
 )
+from modelwerk.api.kindinfo import AGE, NAME_FITS_LABEL, READY, KindInfo, PrinterColumn
 from modelwerk.api.trainingrun import TrainingRunSpec
 
 

@@ -11,16 +11,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-ENV_MODEL_URI: Final = "MODELWERK_MODEL_URI"
-ENV_MODEL_DIGEST: Final = "MODELWERK_MODEL_DIGEST"
-ENV_MODEL_NAME: Final = "MODELWERK_MODEL_NAME"
-ENV_MODEL_VERSION: Final = "MODELWERK_MODEL_VERSION"
-ENV_FEATURE_NAMES: Final = "MODELWERK_FEATURE_NAMES"
-ENV_ARTIFACT_DIR: Final = "MODELWERK_ARTIFACT_DIR"
-ENV_HOST: Final = "MODELWERK_HOST"
-ENV_PORT: Final = "MODELWERK_PORT"
+from modelwerk.contract import (
+    ENV_ARTIFACT_DIR as ENV_ARTIFACT_DIR,
+)
+from modelwerk.contract import (
+    ENV_FEATURE_NAMES as ENV_FEATURE_NAMES,
+)
+from modelwerk.contract import (
+    ENV_HOST as ENV_HOST,
+)
+from modelwerk.contract import (
+    ENV_MODEL_DIGEST as ENV_MODEL_DIGEST,
+)
+from modelwerk.contract import (
+    ENV_MODEL_NAME as ENV_MODEL_NAME,
+)
+from modelwerk.contract import (
+    ENV_MODEL_URI as ENV_MODEL_URI,
+)
+from modelwerk.contract import (
+    ENV_MODEL_VERSION as ENV_MODEL_VERSION,
+)
+from modelwerk.contract import (
+    ENV_PORT as ENV_PORT,
+)
+from modelwerk.contract import PORT as DEFAULT_PORT
 
-DEFAULT_PORT: Final = 8000
 DEFAULT_MAX_INSTANCES: Final = 10_000
 
 # Exit codes a pod's status shows: 2 is a bad configuration, 3 an artifact that must not be served.

@@ -43,32 +43,65 @@ from typing import TYPE_CHECKING, Any, Final
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+# The names (and outcomes) are the model server's contract with the rules and canary queries.
+from modelwerk.contract import (
+    CLIENT_ERROR as CLIENT_ERROR,
+)
+from modelwerk.contract import (
+    FEATURE_COUNT as FEATURE_COUNT,
+)
+from modelwerk.contract import (
+    FEATURE_COUNT_TOTAL as FEATURE_COUNT_TOTAL,
+)
+from modelwerk.contract import (
+    FEATURE_NEGATIVE_SUM as FEATURE_NEGATIVE_SUM,
+)
+from modelwerk.contract import (
+    FEATURE_NEGATIVE_SUM_TOTAL as FEATURE_NEGATIVE_SUM_TOTAL,
+)
+from modelwerk.contract import (
+    FEATURE_POSITIVE_SUM as FEATURE_POSITIVE_SUM,
+)
+from modelwerk.contract import (
+    FEATURE_POSITIVE_SUM_TOTAL as FEATURE_POSITIVE_SUM_TOTAL,
+)
+from modelwerk.contract import (
+    FEATURE_SQUARES as FEATURE_SQUARES,
+)
+from modelwerk.contract import (
+    FEATURE_SQUARES_SUM_TOTAL as FEATURE_SQUARES_SUM_TOTAL,
+)
+from modelwerk.contract import (
+    MODEL_INFO as MODEL_INFO,
+)
+from modelwerk.contract import (
+    PREDICTIONS as PREDICTIONS,
+)
+from modelwerk.contract import (
+    PREDICTIONS_TOTAL as PREDICTIONS_TOTAL,
+)
+from modelwerk.contract import (
+    REQUEST_DURATION as REQUEST_DURATION,
+)
+from modelwerk.contract import (
+    REQUEST_DURATION_BUCKET as REQUEST_DURATION_BUCKET,
+)
+from modelwerk.contract import (
+    REQUESTS as REQUESTS,
+)
+from modelwerk.contract import (
+    REQUESTS_TOTAL as REQUESTS_TOTAL,
+)
+from modelwerk.contract import (
+    SERVER_ERROR as SERVER_ERROR,
+)
+from modelwerk.contract import (
+    SUCCESS as SUCCESS,
+)
+
 if TYPE_CHECKING:
     # Only for annotations: the operator imports the names below without numpy installed.
     from modelwerk.serving.core import FeatureTotals, Inference
-
-# Family names without the "_total" that counters get on exposition.
-MODEL_INFO: Final = "modelwerk_model_info"
-REQUESTS: Final = "modelwerk_requests"
-REQUEST_DURATION: Final = "modelwerk_request_duration_seconds"
-PREDICTIONS: Final = "modelwerk_predictions"
-FEATURE_COUNT: Final = "modelwerk_feature_value_count"
-FEATURE_POSITIVE_SUM: Final = "modelwerk_feature_value_positive_sum"
-FEATURE_NEGATIVE_SUM: Final = "modelwerk_feature_value_negative_sum"
-FEATURE_SQUARES: Final = "modelwerk_feature_value_squares_sum"
-
-# The names as scraped, for whoever writes rules against them.
-REQUESTS_TOTAL: Final = f"{REQUESTS}_total"
-REQUEST_DURATION_BUCKET: Final = f"{REQUEST_DURATION}_bucket"
-PREDICTIONS_TOTAL: Final = f"{PREDICTIONS}_total"
-FEATURE_COUNT_TOTAL: Final = f"{FEATURE_COUNT}_total"
-FEATURE_POSITIVE_SUM_TOTAL: Final = f"{FEATURE_POSITIVE_SUM}_total"
-FEATURE_NEGATIVE_SUM_TOTAL: Final = f"{FEATURE_NEGATIVE_SUM}_total"
-FEATURE_SQUARES_SUM_TOTAL: Final = f"{FEATURE_SQUARES}_total"
-
-SUCCESS: Final = "success"
-CLIENT_ERROR: Final = "client_error"
-SERVER_ERROR: Final = "server_error"
 
 # Fine steps around 100-300 ms, where latency objectives and canary limits usually sit.
 DURATION_BUCKETS: Final = (
