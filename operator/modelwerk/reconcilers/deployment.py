@@ -173,6 +173,7 @@ async def _plan_canary(
                     number,
                     interval,
                     dep.metadata.namespace if mgr.config.prometheus_namespace_label else None,
+                    deployment=dep.metadata.name or "",
                 )
             except promql.PrometheusError as err:
                 sb.condition("CanaryAnalysis", False, "PrometheusUnavailable", str(err))
@@ -187,8 +188,9 @@ async def _plan_canary(
                     None,
                     "NoTraffic",
                     f"version {number} served no requests in the last {interval} according to "
-                    f'Prometheus (model={dep.spec.model!r}, version="{number}"): step '
-                    f"{step.step} holds until it does",
+                    f'Prometheus (model={dep.spec.model!r}, version="{number}", '
+                    f"modelwerk_deployment={dep.metadata.name!r}): step {step.step} holds "
+                    "until it does",
                 )
                 plan.requeue_after = canary_plan.seconds(interval)
                 measured = None

@@ -37,7 +37,11 @@ from modelwerk.contract import (
 )
 from modelwerk.contract import PORT as DEFAULT_PORT
 
+ENV_WORKERS: Final = "MODELWERK_WORKERS"
+ENV_ACCESS_LOG: Final = "MODELWERK_ACCESS_LOG"
+
 DEFAULT_MAX_INSTANCES: Final = 10_000
+MAX_WORKERS: Final = 64
 
 # Exit codes a pod's status shows: 2 is a bad configuration, 3 an artifact that must not be served.
 EXIT_CONFIG: Final = 2
@@ -58,6 +62,9 @@ class ServerConfig:
     artifact_dir: Path | None = None
     host: str = "0.0.0.0"  # a pod listens on its own address
     port: int = DEFAULT_PORT
+    workers: int = 1
+    """Server processes on the port (native runtime; see modelwerk.serving.workers)."""
+    access_log: bool = False
     max_instances: int = DEFAULT_MAX_INSTANCES
 
     @classmethod
@@ -87,6 +94,9 @@ class ServerConfig:
             port_number = int(port) if port else DEFAULT_PORT
         except ValueError as err:
             raise ConfigError(f"port {port!r} is not a number") from err
+        workers = pick("workers", ENV_WORKERS) or "1"
+        if not workers.isdigit() or not 1 <= int(workers) <= MAX_WORKERS:
+            raise ConfigError(f"workers {workers!r} must be a number from 1 to {MAX_WORKERS}")
         return cls(
             model_uri=uri,
             digest=digest,
@@ -96,6 +106,8 @@ class ServerConfig:
             artifact_dir=Path(artifact_dir) if artifact_dir else None,
             host=pick("host", ENV_HOST) or "0.0.0.0",
             port=port_number,
+            workers=int(workers),
+            access_log=(pick("access_log", ENV_ACCESS_LOG) or "false").lower() in {"1", "true"},
         )
 
 
