@@ -15,6 +15,7 @@ from modelwerk.api.model import Model
 from modelwerk.api.trainingrun import TrainingRun
 from modelwerk.builders.job import OutputError, build_job, hyperparameters_hash, job_name
 from modelwerk.reconcilers import model as model_reconciler
+from modelwerk.reconcilers import validation
 from modelwerk.reconcilers.common import StatusBuilder, write_status
 from modelwerk.report import REASON_MISSING, ReportError, parse_report
 from modelwerk.runtime import Runtime
@@ -278,6 +279,14 @@ async def _reconcile(rt: Runtime, obs: Observed, sb: StatusBuilder) -> float | N
     # the one recorded while they were there stands.
     image_id = _image_id(pods) or _recorded_image(sb.old)
     sb.status["reproducibility"] = lineage(run, image_id)
+    checked = validation.observe(run, pods, sb.old)
+    if checked is not None:
+        sb.status["validation"] = checked
+        ok = bool(checked["passed"])
+        reason = validation.REASON_PASSED if ok else validation.REASON_FAILED
+        sb.condition("Validated", ok, reason, str(checked["message"]))
+        if not ok:
+            return await _rejected_data(rt, obs, sb, job)
 
     failed = _job_condition(job, "Failed")
     complete = _job_condition(job, "Complete")
@@ -323,6 +332,18 @@ async def _reconcile(rt: Runtime, obs: Observed, sb: StatusBuilder) -> float | N
         return await _write(rt, body, sb, "Running")
     sb.condition("Running", False, "PodPending", "waiting for the training pod to start")
     return await _write(rt, body, sb, "Pending")
+
+
+async def _rejected_data(
+    rt: Runtime, obs: Observed, sb: StatusBuilder, job: Mapping[str, Any]
+) -> float | None:
+    failed = _job_condition(job, "Failed")
+    if failed is not None:
+        sb.status.setdefault("completionTime", failed.get("lastTransitionTime"))
+    why = "the data validation refused the datasets"
+    sb.condition("Running", False, validation.REASON_FAILED, f"{why}: training never started")
+    sb.condition("Registered", False, "Rejected", why)
+    return await _write(rt, obs.body, sb, "Rejected")
 
 
 async def _failed(
@@ -384,6 +405,8 @@ async def _finished_run(rt: Runtime, obs: Observed, sb: StatusBuilder) -> float 
             **report.baseline.model_dump(mode="json", exclude_none=True),
             "featureOrder": report.feature_order,
         }
+    elif (validated := validation.baseline(obs.pods)) is not None:
+        sb.status["baseline"] = validated  # training reported none: the data's statistics
 
     # The Model's status as its spec makes it now: declared versions and aliases count even
     # before the Model's own reconcile has written them (the gate reads the alias, registration
@@ -429,7 +452,7 @@ async def _finished_run(rt: Runtime, obs: Observed, sb: StatusBuilder) -> float 
             "lineage": sb.status["reproducibility"],
             "registeredAt": now(),
         }
-        if report.baseline is not None:
+        if sb.status.get("baseline"):
             entry["baseline"] = sb.status["baseline"]
         version = await model_reconciler.register_version(rt, obs.model_body, entry)
     sb.status["modelVersion"] = int(version["version"])
