@@ -1,4 +1,5 @@
-"""`kubectl modelwerk`: the registry's versions, a served model's lineage, and reruns.
+"""`kubectl modelwerk`: the registry's versions, a served model's lineage, reruns, runs compared,
+and model cards.
 
 kubectl runs `kubectl-modelwerk` from the PATH for `kubectl modelwerk ...`. Every read is a
 `kubectl get ... -o json` and a rerun is a `kubectl create -f -`, so the plugin uses the
@@ -9,6 +10,9 @@ PATH.
     kubectl modelwerk versions MODEL [-n NS] [-o json|yaml]
     kubectl modelwerk lineage [deployment/]NAME | model/NAME[:VERSION|:ALIAS] | trainingrun/NAME
     kubectl modelwerk rerun RUN [--name NEW] [--dry-run] [-o name|json|yaml]
+    kubectl modelwerk runs MODEL [--sort-by METRIC] [-o json|yaml]      (plugin_runs.py)
+    kubectl modelwerk diff RUN_A RUN_B | MODEL:V1 MODEL:V2 [--all]     (plugin_runs.py)
+    kubectl modelwerk card MODEL[:VERSION|:ALIAS] [-o markdown|html]   (plugin_card.py)
 
 Common flags: -n/--namespace, --kubeconfig, --context (KUBECONFIG is honoured as by kubectl).
 """
@@ -662,6 +666,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rerun.add_argument("-o", "--output", choices=("name", "json", "yaml"), default=None)
     _common(rerun, suppress=True)
+    from modelwerk import plugin_card, plugin_runs  # they import this module
+
+    plugin_runs.add_parsers(sub, _common)
+    plugin_card.add_parser(sub, _common)
     return parser
 
 
@@ -715,8 +723,11 @@ def main(argv: Sequence[str] | None = None, runner: Runner | None = None) -> int
     kubectl = Kubectl(kubeconfig=args.kubeconfig, context=args.context, namespace=args.namespace)
     if runner is not None:
         kubectl = dataclasses.replace(kubectl, runner=runner)
+    from modelwerk import plugin_card, plugin_runs
+
+    commands = {**COMMANDS, **plugin_runs.COMMANDS, **plugin_card.COMMANDS}
     try:
-        sys.stdout.write(COMMANDS[args.command](kubectl, args))
+        sys.stdout.write(commands[args.command](kubectl, args))
     except PluginError as err:
         message = err.message
         if not message.lower().startswith("error"):
