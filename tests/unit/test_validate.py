@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from modelwerk.api.trainingrun import TrainingRun
@@ -489,3 +490,23 @@ def test_init_container_shares_no_objects_with_the_training_container() -> None:
     pod = build_job(TrainingRun.from_body(body), body)["spec"]["template"]["spec"]
     pod["initContainers"][0]["env"].append({"name": "X", "value": "1"})
     assert {"name": "X", "value": "1"} not in pod["containers"][0]["env"]
+
+
+def test_the_sample_run_passes_its_own_validation(tmp_path: Path) -> None:
+    # The sample's digest and bounds hold for sklearn's iris data as the validator reads it,
+    # and its baseline has the names the reference trainer reports.
+    pytest.importorskip("sklearn")
+    sample = Path(__file__).resolve().parents[2] / "manifests" / "samples" / "trainingrun.yaml"
+    spec = TrainingRun.from_body(yaml.safe_load(sample.read_text())).spec
+    assert spec.validation is not None
+    datasets = {d.name: Dataset(name=d.name, uri=d.uri, digest=d.digest) for d in spec.datasets}
+    report = validate(spec.validation, datasets, tmp_path)
+    assert report.passed, [c for c in report.check_list() if not c.passed]
+    assert "iris/digest" in {c.name for c in report.check_list()}
+    assert report.baseline is not None
+    assert list(report.baseline) == [
+        "sepal_length_cm",
+        "sepal_width_cm",
+        "petal_length_cm",
+        "petal_width_cm",
+    ]

@@ -41,6 +41,8 @@ def local_path(uri: str, scratch: Path, env: dict[str, str] | None = None) -> Pa
     by the Job, `file://` is in the image; http(s):// and s3:// (one file) are downloaded."""
     parsed = urllib.parse.urlsplit(uri)
     scheme = parsed.scheme.lower()
+    if scheme == "sklearn":
+        return sklearn_csv(parsed.path.rsplit("/", 1)[-1], scratch)
     if scheme in ("pvc", "file") or (scheme == "" and uri.startswith("/")):
         try:
             if scheme == "pvc":
@@ -58,6 +60,33 @@ def local_path(uri: str, scratch: Path, env: dict[str, str] | None = None) -> Pa
         )
     except artifacts.ArtifactError as err:
         raise DataError(str(err)) from err
+
+
+SKLEARN_DATASETS = frozenset({"iris", "wine", "breast_cancer"})
+
+
+def sklearn_csv(name: str, scratch: Path) -> Path:
+    """`sklearn://datasets/<name>`, the data bundled with scikit-learn that the reference
+    trainer reads, written as CSV: the features under their sanitized names (as the trainer's
+    baseline names them) and `target` as the class name. Deterministic, so it has a stable
+    digest."""
+    if name not in SKLEARN_DATASETS:
+        raise DataError(f"sklearn://datasets/{name}: only {sorted(SKLEARN_DATASETS)}")
+    try:
+        from sklearn import datasets as bundled
+    except ImportError as err:
+        raise DataError("sklearn:// needs scikit-learn (the ml extra)") from err
+    from modelwerk.report import sanitize_identifier
+
+    loaded = getattr(bundled, f"load_{name}")()
+    scratch.mkdir(parents=True, exist_ok=True)
+    path = scratch / f"{name}.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow([*(sanitize_identifier(f) for f in loaded.feature_names), "target"])
+        for row, target in zip(loaded.data, loaded.target, strict=True):
+            writer.writerow([*(repr(float(v)) for v in row), loaded.target_names[target]])
+    return path
 
 
 def data_files(path: Path, fmt: str | None) -> tuple[str, list[Path]]:
