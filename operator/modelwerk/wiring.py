@@ -98,7 +98,7 @@ def project_pod(body: Mapping[str, Any]) -> Body:
             ],
             # The `validate` init container's report (data validation) is its termination message.
             "initContainerStatuses": [
-                {k: c[k] for k in ("name", "state") if k in c}
+                {k: c[k] for k in ("name", "imageID", "state") if k in c}
                 for c in status.get("initContainerStatuses") or []
             ],
         },

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.cluster import KubectlError, apply, get
+from tests.integration.cluster import KubectlError, apply, get, wait_for
 from tests.integration.conftest import OperatorProcess
 from tests.integration.servers import deployment_manifest, wait_available
 from tests.integration.test_kubectl_plugin import ok
@@ -196,6 +196,8 @@ def test_bad_dataset_is_rejected_before_training_starts(
     assert conditions["Running"]["reason"] == "DataValidationFailed"
     assert "Evaluated" not in conditions
     assert "modelVersion" not in status
+    # The digest run is the validate container's: the training container never ran.
+    assert status["reproducibility"]["image"].startswith(run["spec"]["image"] + "@sha256:")
 
     checks = {c["name"]: c for c in status["validation"]["checks"]}
     assert checks["train/rows"] == {
@@ -218,11 +220,26 @@ def test_bad_dataset_is_rejected_before_training_starts(
     (train,) = pod["status"]["containerStatuses"]
     assert list(train["state"]) == ["waiting"]
     assert pod["spec"]["initContainers"][0]["command"] == ["python", "-m", "modelwerk.validate"]
-    job = get("job", "iris-bad", namespace)
-    assert job is not None
-    failed = next(c for c in job["status"]["conditions"] if c["type"] == "Failed")
+
+    def job_failed() -> dict[str, Any] | None:
+        job = get("job", "iris-bad", namespace) or {}
+        conditions = (job.get("status") or {}).get("conditions") or []
+        return next((c for c in conditions if c["type"] == "Failed"), None)
+
+    # The pod failure policy fails the Job at once, backoffLimit notwithstanding: no retry.
+    failed = wait_for("Job iris-bad Failed", job_failed)
     assert failed["reason"] == "PodFailurePolicy"
-    assert status["attempts"] == 1
+    assert len(pods_of(namespace, "iris-bad")) == 1
+    run = wait_for(
+        "attempts and completionTime recorded",
+        lambda: (
+            (r := get("trainingrun", "iris-bad", namespace))
+            and "completionTime" in r["status"]
+            and r
+        ),
+    )
+    assert run["status"]["phase"] == "Rejected"
+    assert run["status"]["attempts"] == 1
     versions = ((get("model", "iris", namespace) or {}).get("status") or {}).get("versions")
     assert not versions
 

@@ -510,3 +510,27 @@ def test_the_sample_run_passes_its_own_validation(tmp_path: Path) -> None:
         "petal_length_cm",
         "petal_width_cm",
     ]
+
+
+def test_a_stuck_validate_container_is_what_the_pod_waits_for() -> None:
+    pod = {
+        "metadata": {"name": "p"},
+        "status": {
+            "initContainerStatuses": [
+                {"name": "validate", "state": {"waiting": {"reason": "ImagePullBackOff"}}}
+            ],
+            "containerStatuses": [
+                {"name": "train", "state": {"waiting": {"reason": "PodInitializing"}}}
+            ],
+        },
+    }
+    assert status_of.init_waiting(pod) == {"reason": "ImagePullBackOff"}
+    assert status_of.init_waiting({"metadata": {}, "status": {}}) is None
+    assert status_of.init_waiting(None) is None
+
+
+def test_image_digest_of_a_run_rejected_before_training_comes_from_the_validator() -> None:
+    pod = _pod("{}")
+    pod["status"]["initContainerStatuses"][0]["imageID"] = "docker-pullable://t@sha256:" + "e" * 64
+    assert status_of.init_image_id([pod]) == "t@sha256:" + "e" * 64
+    assert status_of.init_image_id([_pod("{}")]) is None

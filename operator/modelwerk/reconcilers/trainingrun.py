@@ -277,7 +277,7 @@ async def _reconcile(rt: Runtime, obs: Observed, sb: StatusBuilder) -> float | N
         sb.status.setdefault("startTime", jstatus["startTime"])
     # The digest actually run is read from the pods; once they are gone (pod GC, a drained node)
     # the one recorded while they were there stands.
-    image_id = _image_id(pods) or _recorded_image(sb.old)
+    image_id = _image_id(pods) or validation.init_image_id(pods) or _recorded_image(sb.old)
     sb.status["reproducibility"] = lineage(run, image_id)
     checked = validation.observe(run, pods, sb.old)
     if checked is not None:
@@ -305,6 +305,7 @@ async def _reconcile(rt: Runtime, obs: Observed, sb: StatusBuilder) -> float | N
         return await _write(rt, body, sb, "Pending")
     newest = _newest(pods)
     waiting = (_main_container(newest).get("state") or {}).get("waiting") if newest else None
+    waiting = validation.init_waiting(newest) or waiting
     if waiting and waiting.get("reason") in STUCK_REASONS:
         sb.condition(
             "Running",

@@ -26,6 +26,26 @@ def _validate_status(pod: Mapping[str, Any]) -> Mapping[str, Any]:
     return {}
 
 
+def init_waiting(pod: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """The validate container's waiting state (e.g. ImagePullBackOff): while it waits, the
+    training container only says PodInitializing."""
+    if pod is None:
+        return None
+    waiting = (_validate_status(pod).get("state") or {}).get("waiting")
+    return dict(waiting) if waiting else None
+
+
+def init_image_id(pods: Sequence[Mapping[str, Any]]) -> str | None:
+    """The image digest the validate container ran (the training image): what a run rejected
+    before training ran at all, from the newest pod that reports one."""
+    ordered = sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")
+    for pod in reversed(ordered):
+        image_id = _validate_status(pod).get("imageID")
+        if image_id:
+            return str(image_id).split("://", 1)[-1]
+    return None
+
+
 def _report(pods: Sequence[Mapping[str, Any]]) -> wire.ValidationReport | None:
     """The newest pod's validation report; None while no validator has finished with one."""
     ordered = sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "", reverse=True)
