@@ -31,7 +31,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   say "creating $venv with $python"
   [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
   "$venv/bin/python" -m pip install -q --upgrade pip
-  "$venv/bin/python" -m pip install -q -e "$root[dev,ml,seldon]"
+  "$venv/bin/python" -m pip install -q -e "$root[dev,ml,seldon,data]"
   echo "$want" > "$stamp"
   say "python ready"
 fi

@@ -38,13 +38,27 @@ MODELWERK_RUN=iris-1 MODELWERK_MODEL=iris MODELWERK_SEED=42 \
   MODELWERK_TERMINATION_MESSAGE_PATH="$work/report.json" \
   python -m modelwerk.trainers.iris >/dev/null
 echo "trained locally: $(cat "$work/report.json")"
+# The same for the run's `validate` init container: check the sample's datasets here, with the
+# params the pod would get, and let the simulated init container end with that report.
+python - "$work" <<'PY'
+import json, sys, yaml
+run = yaml.safe_load(open("manifests/samples/trainingrun.yaml"))
+spec = run["spec"]
+params = {"run": "iris-1", "datasets": spec["datasets"], "validation": spec["validation"],
+          "output": {"dir": sys.argv[1] + "/out"}}
+open(sys.argv[1] + "/params.json", "w").write(json.dumps(params))
+PY
+MODELWERK_PARAMS_FILE="$work/params.json" MODELWERK_TERMINATION_MESSAGE_PATH="$work/validation.json" \
+  python -m modelwerk.validate >/dev/null
+echo "validated locally: $(cat "$work/validation.json")"
 
 kubectl -n "$ns" apply -f manifests/samples/model.yaml
-python - "$work/report.json" <<'PY' | kubectl -n "$ns" apply -f -
+python - "$work/report.json" "$work/validation.json" <<'PY' | kubectl -n "$ns" apply -f -
 import json, sys, yaml
 run = yaml.safe_load(open("manifests/samples/trainingrun.yaml"))
 env = run["spec"].setdefault("env", [])
 env.append({"name": "KWOK_SIM_REPORT", "value": open(sys.argv[1]).read()})
+env.append({"name": "KWOK_SIM_VALIDATION_REPORT", "value": open(sys.argv[2]).read()})
 print(json.dumps(run))
 PY
 echo "waiting for the run to register a version..."
@@ -61,6 +75,10 @@ echo
 kubectl modelwerk versions iris -n "$ns"
 echo
 kubectl modelwerk lineage deployment/iris -n "$ns"
+echo
+kubectl modelwerk runs iris -n "$ns"
+echo
+kubectl modelwerk card iris -n "$ns"
 if [ -t 0 ] && [ -z "${CI:-}" ]; then
   echo "Ctrl-C to stop the operator."
   wait $operator

@@ -78,6 +78,11 @@ def pod(body: Mapping[str, Any]) -> Body:
                 {k: c[k] for k in ("name", "imageID", "state") if k in c}
                 for c in status.get("containerStatuses") or []
             ],
+            # The `validate` init container's report (data validation) is its termination message.
+            "initContainerStatuses": [
+                {k: c[k] for k in ("name", "imageID", "state") if k in c}
+                for c in status.get("initContainerStatuses") or []
+            ],
         },
     }
 

@@ -13,6 +13,7 @@ The operator's Job builder gives the training container these environment variab
 ``MODELWERK_DATASETS``         JSON list of ``{"name": ..., "uri": ..., "digest": ...}``
 ``MODELWERK_OUTPUT_URI``       where the artifact is registered, e.g. ``pvc://models/iris/iris-7``
 ``MODELWERK_OUTPUT_DIR``       the local directory (a mount of that location) to write it into
+``MODELWERK_VALIDATION``       spec.validation as JSON, for ``modelwerk.validate`` (absent if none)
 ``MODELWERK_PARAMS_FILE``      path of a JSON file holding all of the above
 =============================  ===============================================================
 
@@ -83,6 +84,7 @@ ENV_DATASETS: Final = "MODELWERK_DATASETS"
 ENV_OUTPUT_URI: Final = "MODELWERK_OUTPUT_URI"
 ENV_OUTPUT_DIR: Final = "MODELWERK_OUTPUT_DIR"
 ENV_PARAMS_FILE: Final = "MODELWERK_PARAMS_FILE"
+ENV_VALIDATION: Final = "MODELWERK_VALIDATION"
 ENV_TERMINATION_MESSAGE_PATH: Final = "MODELWERK_TERMINATION_MESSAGE_PATH"
 
 
@@ -117,6 +119,8 @@ class RunParams(_Params):
     hyperparameters: dict[str, str] = Field(default_factory=dict)
     datasets: list[Dataset] = Field(default_factory=list)
     output: Output
+    validation: dict[str, Any] | None = None
+    """spec.validation as JSON, for `python -m modelwerk.validate`."""
 
     def to_json(self) -> str:
         """The params file's content."""
@@ -138,6 +142,8 @@ class RunParams(_Params):
             env[ENV_SEED] = str(self.seed)
         if self.output.uri is not None:
             env[ENV_OUTPUT_URI] = self.output.uri
+        if self.validation is not None:
+            env[ENV_VALIDATION] = json.dumps(self.validation, separators=(",", ":"))
         return env
 
 
@@ -169,6 +175,7 @@ def _params_from_env(env: Mapping[str, str]) -> RunParams:
         "hyperparameters": _json_env(env, ENV_HYPERPARAMETERS, {}),
         "datasets": _json_env(env, ENV_DATASETS, []),
         "output": {"uri": env.get(ENV_OUTPUT_URI) or None, "dir": env.get(ENV_OUTPUT_DIR)},
+        "validation": _json_env(env, ENV_VALIDATION, None),
     }
     if env.get(ENV_SEED):
         raw["seed"] = env[ENV_SEED]

@@ -30,6 +30,8 @@ SAMPLES = pathlib.Path(__file__).resolve().parents[2] / "manifests" / "samples"
 NAMESPACE = "ml"
 RUN_UID = "0b6f3e0e-1111-4c2a-9a53-6f0c6d7e0001"
 DIGEST = "sha256:" + "ab" * 32
+# The sample's dataset digest: sklearn's iris data as the validator renders it to CSV.
+IRIS_DIGEST = "sha256:022e70f476b0dc3bee5dd54641c6ccb2a3f55d511086af15c59a7b1ad5241331"
 
 
 def sample(kind: str) -> dict[str, Any]:
@@ -40,6 +42,8 @@ def sample(kind: str) -> dict[str, Any]:
 def run_body(**spec: Any) -> dict[str, Any]:
     """The sample run as the apiserver would hand it over (namespace, uid), spec overridden."""
     body = sample("trainingrun")
+    # Its validation init container and pod failure policy: tests/unit/test_validate.py.
+    body["spec"].pop("validation", None)
     body["metadata"] |= {"namespace": NAMESPACE, "uid": RUN_UID, "generation": 1}
     body["spec"] |= spec
     return body
@@ -83,7 +87,7 @@ def env_of(job: dict[str, Any]) -> dict[str, str]:
 SAMPLE_PARAMS_JSON = (
     '{"run":"iris-1","model":"iris","seed":42,'
     '"hyperparameters":{"C":"1.0","max_iter":"200"},'
-    '"datasets":[{"name":"iris","uri":"sklearn://datasets/iris"}],'
+    '"datasets":[{"name":"iris","uri":"sklearn://datasets/iris","digest":"' + IRIS_DIGEST + '"}],'
     '"output":{"uri":"pvc://models/iris/iris-1","dir":"/mnt/pvc/models/iris/iris-1"}}'
 )
 SAMPLE_LABELS = {
@@ -139,7 +143,8 @@ EXPECTED_SAMPLE_JOB: dict[str, Any] = {
                         "env": [
                             {
                                 "name": "MODELWERK_DATASETS",
-                                "value": '[{"name":"iris","uri":"sklearn://datasets/iris"}]',
+                                "value": '[{"name":"iris","uri":"sklearn://datasets/iris",'
+                                f'"digest":"{IRIS_DIGEST}"}}]',
                             },
                             {
                                 "name": "MODELWERK_HYPERPARAMETERS",

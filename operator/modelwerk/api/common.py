@@ -267,10 +267,11 @@ class DatasetRef(ApiModel):
     """Short name; the training code looks the dataset up by it."""
     uri: Uri
     """Where the dataset is. Handed to the training code (MODELWERK_DATASETS and the params
-    file), which reads it: the operator neither fetches nor checks it."""
+    file), which reads it; the operator never fetches it (the `validate` init container does,
+    when spec.validation names the dataset)."""
     digest: Digest | None = None
-    """`sha256:<hex>` of the dataset, recorded in the lineage and handed to the code; neither the
-    operator nor the SDK verifies it."""
+    """`sha256:<hex>` of the dataset, recorded in the lineage and handed to the code; verified
+    before training when spec.validation names the dataset."""
 
 
 class CodeRef(ApiModel):

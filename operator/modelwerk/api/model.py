@@ -8,6 +8,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, StringConstraints
 
+from modelwerk.api.card import ModelCard
 from modelwerk.api.common import (
     CRON,
     DNS1123_LABEL,
@@ -125,7 +126,9 @@ class ModelSpec(ApiModel):
     """Everything is optional: a bare Model is an empty registry that TrainingRuns fill."""
 
     description: Annotated[str, StringConstraints(max_length=1024)] | None = None
-    """Free text for people; the operator does not read it."""
+    """Free text for people, shown first in the model card; the operator does not read it."""
+    card: ModelCard | None = None
+    """Intended use, limitations, owner and contact for `kubectl modelwerk card`."""
     framework: Framework | None = None
     """The framework the artifacts were made with, for information only: neither the operator
     nor the bundled model server reads it (the server loads every artifact with joblib)."""

@@ -42,6 +42,7 @@ from modelwerk.api.common import (
     validations,
 )
 from modelwerk.api.kindinfo import AGE, NAME_FITS_LABEL, KindInfo, PrinterColumn
+from modelwerk.api.validation import VALIDATION_NAMES_RULE, DataValidation, ValidationResult
 
 # Names the operator sets on the training container; a user's env entry must not shadow them.
 RESERVED_ENV_PREFIX = "MODELWERK_"
@@ -111,6 +112,8 @@ class Output(ApiModel):
 class TrainingRunSpec(ApiModel):
     """What to run, on what data, with which parameters. Immutable after creation."""
 
+    model_config = ConfigDict(json_schema_extra=validations(VALIDATION_NAMES_RULE))
+
     model: DnsLabel | None = None
     """The Model (same namespace) the result is registered to; the run waits, Pending, until it
     exists. Unset: the run only trains and registers nothing."""
@@ -142,6 +145,10 @@ class TrainingRunSpec(ApiModel):
     ] = Field(default_factory=list)
     """Datasets the run reads, handed to the code (MODELWERK_DATASETS and the params file) and
     recorded in the lineage."""
+    validation: DataValidation | None = None
+    """Expectations on the datasets, checked by an init container (`python -m
+    modelwerk.validate` from spec.image) before training; a failed check ends the run Rejected
+    (reason DataValidationFailed) without training. Unset: no checks."""
     code: CodeRef | None = None
     """The source the training image was built from; recorded in the lineage only."""
     resources: ResourceRequirements | None = None
@@ -223,10 +230,10 @@ class TrainingRunStatus(StatusModel):
     """`Pending` (waiting for the Model, an output location or the pod; also while suspended),
     `Running`, `Succeeded` (passed the gate, registered if spec.model is set), `Failed` (the Job
     failed or was refused, or the report is missing or invalid) or `Rejected` (refused by the
-    evaluation gate)."""
+    data validation or the evaluation gate)."""
     conditions: Conditions = Field(default_factory=list)
-    """Types Accepted, JobCreated, Running, Complete, Failed, Evaluated and Registered; their
-    reason and message say what blocks or ended the run."""
+    """Types Accepted, JobCreated, Validated, Running, Complete, Failed, Evaluated and
+    Registered; their reason and message say what blocks or ended the run."""
     observed_generation: int | None = None
     """The metadata.generation this status was computed from."""
     job_name: str | None = None
@@ -242,7 +249,10 @@ class TrainingRunStatus(StatusModel):
     artifact: ArtifactRef | None = None
     """The artifact the training code reported (URI and sha256 digest)."""
     baseline: Baseline | None = None
-    """Training-data statistics the code reported; copied to the registered version."""
+    """Training-data statistics the code reported, else those of spec.validation's first
+    dataset; copied to the registered version."""
+    validation: ValidationResult | None = None
+    """The data validation's verdict and every check with its observed value."""
     evaluation: EvaluationResult | None = None
     """The evaluation gate's verdict: taken once, and kept when the `mustBeat` alias moves
     later."""

@@ -13,6 +13,7 @@ from typing import Any
 from modelwerk import constants, contract, sdk
 from modelwerk.api.model import Model
 from modelwerk.api.trainingrun import TrainingRun
+from modelwerk.builders import validation
 from modelwerk.builders.common import (
     CONTAINER_SECURITY_CONTEXT,
     POD_SECURITY_CONTEXT,
@@ -78,6 +79,7 @@ def run_params(run: TrainingRun, output: OutputLocation) -> sdk.RunParams:
         hyperparameters=dict(run.spec.hyperparameters),
         datasets=[sdk.Dataset(name=d.name, uri=d.uri, digest=d.digest) for d in run.spec.datasets],
         output=sdk.Output(uri=output.uri, dir=output.dir),
+        validation=validation.spec_json(run),
     )
 
 
@@ -179,6 +181,7 @@ def build_job(run: TrainingRun, owner: Mapping[str, Any], model: Model | None = 
     }
     if run.spec.active_deadline_seconds is not None:
         job_spec["activeDeadlineSeconds"] = run.spec.active_deadline_seconds
+    validation.add_to_job(run, job_spec)
 
     return {
         "apiVersion": "batch/v1",

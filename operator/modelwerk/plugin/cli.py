@@ -4,6 +4,9 @@ arguments and what it does), so adding one is adding an entry:
     kubectl modelwerk versions MODEL [-n NS] [-o json|yaml]
     kubectl modelwerk lineage [deployment/]NAME | model/NAME[:VERSION|:ALIAS] | trainingrun/NAME
     kubectl modelwerk rerun RUN [--name NEW] [--dry-run] [-o name|json|yaml]
+    kubectl modelwerk runs MODEL [--sort-by METRIC] [-o json|yaml]      (runs.py)
+    kubectl modelwerk diff RUN_A RUN_B | MODEL:V1 MODEL:V2 [--all]     (runs.py)
+    kubectl modelwerk card MODEL[:VERSION|:ALIAS] [-o markdown|html]   (card.py)
 
 Common flags: -n/--namespace, --kubeconfig, --context (KUBECONFIG is honoured as by kubectl).
 """
@@ -17,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from modelwerk.constants import GROUP
+from modelwerk.plugin import card, runs
 from modelwerk.plugin.client import MODELS, TRAININGRUNS, Kubectl, PluginError, Runner
 from modelwerk.plugin.records import (
     lineage_document,
@@ -115,6 +119,26 @@ SUBCOMMANDS: list[Subcommand] = [
     ),
     Subcommand(
         "rerun", "create a new TrainingRun from an old run's spec", _rerun_arguments, _rerun
+    ),
+    Subcommand(
+        "runs",
+        "every run of a Model: phase, gate, validation, parameters, data, version",
+        runs.runs_arguments,
+        runs.cmd_runs,
+    ),
+    Subcommand(
+        "diff",
+        "what differs between two runs or versions",
+        runs.diff_arguments,
+        runs.cmd_diff,
+        description="A and B: a TrainingRun name or MODEL:VERSION (or MODEL:ALIAS).",
+    ),
+    Subcommand(
+        "card",
+        "a model card: description, use, data, validation, evaluation, lineage, serving",
+        card.card_arguments,
+        card.cmd_card,
+        description="MODEL[:VERSION|:ALIAS]; default: the production alias, else the latest.",
     ),
 ]
 

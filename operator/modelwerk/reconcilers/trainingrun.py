@@ -32,6 +32,7 @@ from modelwerk.jobstate import (
     ttl_remaining,
 )
 from modelwerk.manager import Manager
+from modelwerk.reconcilers import validation
 from modelwerk.reconcilers.common import StatusBuilder, write_status
 from modelwerk.reconcilers.registration import register_version
 from modelwerk.report import REASON_MISSING, ReportError, parse_report
@@ -161,8 +162,16 @@ async def _reconcile(mgr: Manager, obs: Observed, sb: StatusBuilder) -> float | 
         sb.status.setdefault("startTime", jstatus["startTime"])
     # The digest actually run is read from the pods; once they are gone (pod GC, a drained node)
     # the one recorded while they were there stands.
-    ran = image_id(pods) or recorded_image(sb.old)
+    ran = image_id(pods) or validation.init_image_id(pods) or recorded_image(sb.old)
     sb.status["reproducibility"] = lineage(run, ran)
+    checked = validation.observe(run, pods, sb.old)
+    if checked is not None:
+        sb.status["validation"] = checked
+        ok = bool(checked["passed"])
+        reason = validation.REASON_PASSED if ok else validation.REASON_FAILED
+        sb.condition("Validated", ok, reason, str(checked["message"]))
+        if not ok:
+            return await _rejected_data(mgr, obs, sb, job)
 
     failed = job_condition(job, "Failed")
     complete = job_condition(job, "Complete")
@@ -181,6 +190,7 @@ async def _reconcile(mgr: Manager, obs: Observed, sb: StatusBuilder) -> float | 
         return await _write(mgr, body, sb, "Pending")
     latest = newest(pods)
     waiting = (main_container(latest).get("state") or {}).get("waiting") if latest else None
+    waiting = validation.init_waiting(latest) or waiting
     if waiting and waiting.get("reason") in STUCK_REASONS:
         sb.condition(
             "Running",
@@ -208,6 +218,18 @@ async def _reconcile(mgr: Manager, obs: Observed, sb: StatusBuilder) -> float | 
         return await _write(mgr, body, sb, "Running")
     sb.condition("Running", False, "PodPending", "waiting for the training pod to start")
     return await _write(mgr, body, sb, "Pending")
+
+
+async def _rejected_data(
+    mgr: Manager, obs: Observed, sb: StatusBuilder, job: Mapping[str, Any]
+) -> float | None:
+    failed = job_condition(job, "Failed")
+    if failed is not None:
+        sb.status.setdefault("completionTime", failed.get("lastTransitionTime"))
+    why = "the data validation refused the datasets"
+    sb.condition("Running", False, validation.REASON_FAILED, f"{why}: training never started")
+    sb.condition("Registered", False, "Rejected", why)
+    return await _write(mgr, obs.body, sb, "Rejected")
 
 
 async def _failed(
@@ -265,6 +287,8 @@ async def _finished_run(mgr: Manager, obs: Observed, sb: StatusBuilder) -> float
             **report.baseline.model_dump(mode="json", exclude_none=True),
             "featureOrder": report.feature_order,
         }
+    elif (validated := validation.baseline(obs.pods)) is not None:
+        sb.status["baseline"] = validated  # training reported none: the data's statistics
 
     # The Model's status as its spec makes it now: declared versions and aliases count even
     # before the Model's own reconcile has written them (the gate reads the alias, registration
@@ -308,7 +332,7 @@ async def _finished_run(mgr: Manager, obs: Observed, sb: StatusBuilder) -> float
             "lineage": sb.status["reproducibility"],
             "registeredAt": mgr.timestamp(),
         }
-        if report.baseline is not None:
+        if sb.status.get("baseline"):
             entry["baseline"] = sb.status["baseline"]
         version = await register_version(mgr, obs.model_body, entry)
     sb.status["modelVersion"] = int(version["version"])

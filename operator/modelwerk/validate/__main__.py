@@ -1,0 +1,7 @@
+"""`python -m modelwerk.validate`: see modelwerk.validate."""
+
+import sys
+
+from modelwerk.validate import main
+
+sys.exit(main())
