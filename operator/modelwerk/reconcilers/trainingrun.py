@@ -321,8 +321,22 @@ async def _reconcile(rt: Runtime, obs: Observed, sb: StatusBuilder) -> float | N
             f"pod {newest['metadata']['name']} ended; waiting for the Job's verdict",
         )
         return await _write(rt, body, sb, "Running")
+    unscheduled = _unscheduled(newest) if newest else None
+    if unscheduled is not None:
+        sb.condition("Running", False, *unscheduled)
+        return await _write(rt, body, sb, "Pending")
     sb.condition("Running", False, "PodPending", "waiting for the training pod to start")
     return await _write(rt, body, sb, "Pending")
+
+
+def _unscheduled(pod: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The scheduler's reason and message when it could not place the pod (e.g. Unschedulable:
+    `persistentvolumeclaim "models" not found`): the user's next step, not "waiting"."""
+    cond = get_condition((pod.get("status") or {}).get("conditions") or [], "PodScheduled")
+    if cond is None or cond.get("status") != "False":
+        return None
+    reason = str(cond.get("reason") or "Unschedulable")
+    return reason, str(cond.get("message") or reason)
 
 
 async def _failed(
