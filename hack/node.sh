@@ -16,6 +16,7 @@
 # Pods land on it only if they tolerate the taint modelwerk.io/real-node=true:NoSchedule; a
 # namespace opts in with two annotations (see `namespace_annotations` below and the README).
 set -euo pipefail
+shopt -s inherit_errexit # a failing step inside $(...) fails the script, not only the subshell
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${MODELWERK_CACHE:-$HOME/.cache/modelwerk}
 lib=/var/lib/modelwerk-node
@@ -60,7 +61,8 @@ pause_archive() {
   if [ ! -f "$out" ]; then
     say "building the pause image"
     dir=$(mktemp -d)
-    (cd "$here/node/pause" && GOTOOLCHAIN=local CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$dir/pause" .)
+    (cd "$here/node/pause" && GOTOOLCHAIN=local CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$dir/pause" .) ||
+      die "building the pause binary failed"
     umoci init --layout "$dir/oci" >/dev/null
     umoci new --image "$dir/oci:1" >/dev/null
     umoci unpack --image "$dir/oci:1" "$dir/bundle" >/dev/null
@@ -254,7 +256,7 @@ stop() { # name
 our_shims() {
   local d
   for d in /proc/[0-9]*; do
-    tr '\0' ' ' <"$d/cmdline" 2>/dev/null | grep -q "containerd-shim.*-address $socket " && echo "${d#/proc/}"
+    tr '\0' ' ' 2>/dev/null <"$d/cmdline" | grep -q "containerd-shim.*-address $socket " && echo "${d#/proc/}"
   done
   return 0
 }
