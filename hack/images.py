@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # Bump when what is built changes without any input changing (the recipe, not the wording).
-RECIPE = 1
+RECIPE = 2
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "images"
 CACHE = Path(os.environ.get("MODELWERK_CACHE") or Path.home() / ".cache" / "modelwerk") / "images"
@@ -41,6 +41,16 @@ NAMES = ("operator", "model-server", "trainer")
 BASE = re.compile(r"^python:(?P<python>3\.\d+)-slim-(?P<suite>[a-z]+)@sha256:[0-9a-f]{64}$")
 # What the official python:*-slim images hold besides Python's own libraries.
 BASE_PACKAGES = ("ca-certificates", "netbase", "tzdata", "usr-is-merged")
+# apt picks usrmerge (and with it perl) for init-system-helpers; usr-is-merged suffices.
+PURGE = (
+    "usrmerge",
+    "libfile-find-rule-perl",
+    "libnumber-compare-perl",
+    "libtext-glob-perl",
+    "perl",
+    "libperl5.36",
+    "perl-modules-5.36",
+)
 # Left out of the copied CPython, as the official image leaves them out (or never needs them).
 SKIP_LIB = {"test", "idlelib", "tkinter", "turtledemo", "site-packages", "__phello__"}
 SKIP_MODULE = re.compile(r"^(_tkinter|_test|_ctypes_test|_xx|xx)")
@@ -170,7 +180,7 @@ def base_of(reference: str) -> tuple[str, str]:
 
 
 def ignore_rules(dockerfile: Path) -> list[tuple[bool, str, re.Pattern[str]]]:
-    """The Dockerfile's own .dockerignore: (negated, text, pattern) in order, the last match wins."""
+    """The Dockerfile's own .dockerignore: (negated, text, pattern); the last match wins."""
     rules = []
     path = dockerfile.with_name(dockerfile.name + ".dockerignore")
     for line in path.read_text().splitlines() if path.exists() else []:
@@ -180,7 +190,13 @@ def ignore_rules(dockerfile: Path) -> list[tuple[bool, str, re.Pattern[str]]]:
         negated = line.startswith("!")
         pattern = line.removeprefix("!").strip("/")
         regex = "".join(
-            ".*" if part == "**" else "[^/]*" if part == "*" else "[^/]" if part == "?" else re.escape(part)
+            ".*"
+            if part == "**"
+            else "[^/]*"
+            if part == "*"
+            else "[^/]"
+            if part == "?"
+            else re.escape(part)
             for part in re.split(r"(\*\*|\*|\?)", pattern)
         )
         rules.append((negated, pattern, re.compile(regex.replace(".*/", "(.*/)?") + "$")))
@@ -207,7 +223,9 @@ def context_files(dockerfile: Path) -> list[str]:
         rel_top = os.path.relpath(top, ROOT)
         rel_top = "" if rel_top == "." else rel_top + "/"
         # A directory is skipped whole when excluded and no negation reaches below it.
-        dirs[:] = sorted(d for d in dirs if not (excluded(rel_top + d) and not reincluded(rel_top + d)))
+        dirs[:] = sorted(
+            d for d in dirs if not (excluded(rel_top + d) and not reincluded(rel_top + d))
+        )
         found += [rel_top + f for f in sorted(files) if not excluded(rel_top + f)]
     return found
 
@@ -237,13 +255,18 @@ def find_python(minor: str) -> Python:
         found = sorted(Path(root or "/nonexistent").glob(f"versions/{minor}.*/bin/python{minor}"))
         candidates += [str(p) for p in found[-1:]]
     candidates.append(shutil.which(f"python{minor}") or "")
-    probe = "import sys, sysconfig; print(sys.base_prefix); print(sysconfig.get_python_version()); print(sys.version.split()[0])"
+    probe = (
+        "import sys, sysconfig; print(sys.base_prefix); "
+        "print(sysconfig.get_python_version()); print(sys.version.split()[0])"
+    )
     for candidate in filter(None, candidates):
         proc = subprocess.run([candidate, "-c", probe], capture_output=True, text=True, check=False)
         lines = proc.stdout.split()
         if proc.returncode == 0 and lines[1] == minor:
             return Python(Path(candidate), Path(lines[0]), lines[2])
-    raise BuildError(f"no CPython {minor} found (pyenv, python{minor} on PATH, or MODELWERK_PYTHON)")
+    raise BuildError(
+        f"no CPython {minor} found (pyenv, python{minor} on PATH, or MODELWERK_PYTHON)"
+    )
 
 
 def python_files(python: Python) -> list[tuple[Path, str]]:
@@ -256,7 +279,11 @@ def python_files(python: Python) -> list[tuple[Path, str]]:
         rel = Path(top).relative_to(lib)
         dirs[:] = sorted(d for d in dirs if not (rel == Path(".") and d in SKIP_LIB))
         for name in sorted(names):
-            if name.endswith(".a") or (rel.name == "lib-dynload" and SKIP_MODULE.match(name)):
+            # Optimised bytecode (-O, -OO) is never used by the entrypoints; plain .pyc is kept
+            # because a read-only root filesystem cannot cache what it would recompile.
+            if name.endswith((".a", ".opt-1.pyc", ".opt-2.pyc")) or (
+                rel.name == "lib-dynload" and SKIP_MODULE.match(name)
+            ):
                 continue
             files.append((Path(top) / name, f"lib/python{minor}/{rel / name}"))
     return files
@@ -264,7 +291,9 @@ def python_files(python: Python) -> list[tuple[Path, str]]:
 
 def library_packages(files: list[tuple[Path, str]]) -> list[str]:
     """The Debian packages whose shared libraries the copied interpreter and modules link."""
-    binaries = [str(src) for src, rel in files if rel.endswith(".so") or ".so." in rel or "/" not in rel[4:]]
+    binaries = [
+        str(src) for src, rel in files if rel.endswith(".so") or ".so." in rel or "/" not in rel[4:]
+    ]
     libraries = set()
     for line in sh("ldd", *binaries, capture=True).splitlines():
         if "=>" in line and "/" in line.split("=>")[1]:
@@ -311,7 +340,11 @@ def base(reference: str, create: bool = True) -> Base:
     files = python_files(python)
     packages = sorted({*BASE_PACKAGES, *library_packages(files)})
     key = digest(
-        f"recipe={RECIPE}", suite, MIRROR, *packages, python.version,
+        f"recipe={RECIPE}",
+        suite,
+        MIRROR,
+        *packages,
+        python.version,
         *(digest(src.read_bytes()) for src, rel in files if not rel.endswith((".py", ".pyc"))),
     )[:16]
     result = Base(key, suite, python, CACHE / f"base-{suite}-py{minor}-{key}")
@@ -323,10 +356,18 @@ def base(reference: str, create: bool = True) -> Base:
     rootfs = result.dir / "rootfs"
     excludes = [f"--dpkgopt=path-exclude={p}" for p in DPKG_EXCLUDES]
     sh(
-        "mmdebstrap", "--quiet", "--variant=minbase", "--mode=root", "--format=directory",
-        f"--include={','.join(packages)}", *excludes,
-        "--dpkgopt=path-include=/usr/share/doc/*/copyright", '--aptopt=Acquire::Languages "none"',
-        suite, rootfs, MIRROR,
+        "mmdebstrap",
+        "--quiet",
+        "--variant=minbase",
+        "--mode=root",
+        "--format=directory",
+        f"--include={','.join(packages)}",
+        *excludes,
+        "--dpkgopt=path-include=/usr/share/doc/*/copyright",
+        '--aptopt=Acquire::Languages "none"',
+        suite,
+        rootfs,
+        MIRROR,
     )
     say(f"mmdebstrap {suite} done")
     local = rootfs / "usr" / "local"
@@ -340,18 +381,38 @@ def base(reference: str, create: bool = True) -> Base:
         subprocess.run(["rm", "-rf", str(path)], check=True)
     for name in ("resolv.conf", "hostname"):
         (rootfs / "etc" / name).write_text("")
-    run(rootfs, "ldconfig && python -m ensurepip --default-pip >/dev/null && rm -rf /root/.cache", result.env)
+    purge = f"dpkg --purge {' '.join(PURGE)} >/dev/null"
+    run(
+        rootfs,
+        f"{purge} && ldconfig && python -m ensurepip --default-pip >/dev/null"
+        " && rm -rf /root/.cache",
+        result.env,
+    )
     say("CPython copied, pip installed")
     sh("umoci", "init", "--layout", result.layout)
     sh("umoci", "new", "--image", f"{result.layout}:base")
     sh("umoci", "insert", "--no-history", "--image", f"{result.layout}:base", rootfs, "/")
     sh(
-        "umoci", "config", "--no-history", "--image", f"{result.layout}:base",
-        *(f"--config.env={k}={v}" for k, v in result.env.items()), "--config.cmd=python3",
+        "umoci",
+        "config",
+        "--no-history",
+        "--image",
+        f"{result.layout}:base",
+        *(f"--config.env={k}={v}" for k, v in result.env.items()),
+        "--config.cmd=python3",
     )
+    shutil.rmtree(rootfs)  # stages unpack the layout; the tree is not needed twice
     (result.dir / "done").write_text(reference + "\n")
+    prune(f"base-{suite}-py{minor}", result.dir)
     say(f"base ready: {result.dir}")
     return result
+
+
+def prune(prefix: str, keep: Path) -> None:
+    """Earlier builds of the same thing: unusable (their key is not the inputs' any more)."""
+    for old in CACHE.iterdir():
+        if old != keep and re.fullmatch(rf"{re.escape(prefix)}-[0-9a-f]{{16}}", old.name):
+            shutil.rmtree(old, ignore_errors=True)
 
 
 # --- RUN in a chroot ----------------------------------------------------------------------------
@@ -380,7 +441,10 @@ def run(
     if cert and Path(cert).is_file():
         # A TLS-intercepting network needs the host's CA bundle for pip: lent, not copied.
         env["PIP_CERT"] = "/etc/ssl/certs/modelwerk-build-ca.crt"
-        setup += [f': > "$r{env["PIP_CERT"]}"', f'mount --bind {shlex.quote(cert)} "$r{env["PIP_CERT"]}"']
+        setup += [
+            f': > "$r{env["PIP_CERT"]}"',
+            f'mount --bind {shlex.quote(cert)} "$r{env["PIP_CERT"]}"',
+        ]
     created = []
     for source, target in binds:
         if not (rootfs / target.lstrip("/")).exists():
@@ -390,10 +454,30 @@ def run(
             f'mount --bind -o ro {shlex.quote(str(source))} "$r"{shlex.quote(target)}',
         ]
     spec = f"--userspec={user}" if user else "--userspec=0:0"
-    inner = shlex.join(["env", "-i", *(f"{k}={v}" for k, v in env.items()), "/bin/sh", "-c", 'cd "$0" && exec "$@"', workdir, *argv])
+    inner = shlex.join(
+        [
+            "env",
+            "-i",
+            *(f"{k}={v}" for k, v in env.items()),
+            "/bin/sh",
+            "-c",
+            'cd "$0" && exec "$@"',
+            workdir,
+            *argv,
+        ]
+    )
     setup.append(f'exec chroot {spec} "$r" {inner}')
     try:
-        sh("unshare", "--mount", "--pid", "--fork", "--kill-child", "/bin/sh", "-c", "\n".join(setup))
+        sh(
+            "unshare",
+            "--mount",
+            "--pid",
+            "--fork",
+            "--kill-child",
+            "/bin/sh",
+            "-c",
+            "\n".join(setup),
+        )
     finally:
         for target in created:
             shutil.rmtree(rootfs / target.lstrip("/"), ignore_errors=True)
@@ -415,9 +499,19 @@ class Config:
     labels: dict[str, str] = field(default_factory=dict)
 
 
-def execute(stage: Stage, rootfs: Path, config: Config, args: dict[str, str], dockerfile: Path, done: dict[str, Path]) -> None:
-    """The stage's instructions on `rootfs`, recording the image configuration in `config`."""
+def execute(
+    stage: Stage,
+    rootfs: Path | None,
+    config: Config,
+    args: dict[str, str],
+    dockerfile: Path,
+    done: dict[str, Path],
+) -> list[tuple[str | list[str], dict[str, str]]]:
+    """The stage's instructions on `rootfs`, recording the image configuration in `config`;
+    returns the RUN commands with their environments. rootfs=None: no COPY or RUN is carried
+    out (what the tests use to read a Dockerfile as this script reads it)."""
     scope: dict[str, str] = {}  # the ARGs declared in this stage, with their values
+    runs: list[tuple[str | list[str], dict[str, str]]] = []
     for ins in stage.instructions:
         values = {**scope, **config.env}
         where = f"{dockerfile.name}:{ins.line}"
@@ -430,42 +524,62 @@ def execute(stage: Stage, rootfs: Path, config: Config, args: dict[str, str], do
             config.labels.update(pairs(ins.args, values))
         elif ins.keyword == "WORKDIR":
             config.workdir = str(Path(config.workdir) / expand(ins.args, values))
-            (rootfs / config.workdir.lstrip("/")).mkdir(parents=True, exist_ok=True)
+            if rootfs is not None:
+                (rootfs / config.workdir.lstrip("/")).mkdir(parents=True, exist_ok=True)
         elif ins.keyword == "USER":
             config.user = expand(ins.args, values)
         elif ins.keyword == "EXPOSE":
-            config.ports += [p if "/" in p else f"{p}/tcp" for p in expand(ins.args, values).split()]
+            config.ports += [
+                p if "/" in p else f"{p}/tcp" for p in expand(ins.args, values).split()
+            ]
         elif ins.keyword in ("ENTRYPOINT", "CMD"):
             if not ins.args.startswith("["):
-                raise BuildError(f"{where}: only the exec (JSON) form of {ins.keyword} is supported")
+                raise BuildError(
+                    f"{where}: only the exec (JSON) form of {ins.keyword} is supported"
+                )
             if ins.keyword == "ENTRYPOINT":
                 config.entrypoint, config.cmd = json.loads(ins.args), []  # as Docker resets CMD
             else:
                 config.cmd = json.loads(ins.args)
         elif ins.keyword == "COPY":
-            copy(ins, rootfs, config, values, dockerfile, done)
+            if rootfs is not None:
+                copy(ins, rootfs, config, values, dockerfile, done)
         elif ins.keyword == "RUN":
             options, command = flags(ins.args)
             binds = []
             for mount in options.pop("mount", []):
                 spec = dict(part.partition("=")[::2] for part in mount.split(","))
                 if spec.get("type") != "bind" or spec.get("from") not in done:
-                    raise BuildError(f"{where}: only --mount=type=bind,from=<earlier stage> is supported")
+                    raise BuildError(
+                        f"{where}: only --mount=type=bind,from=<earlier stage> is supported"
+                    )
                 binds.append((done[spec["from"]] / spec["source"].lstrip("/"), spec["target"]))
             if options:
                 raise BuildError(f"{where}: RUN --{', --'.join(options)} is not supported")
             argv = json.loads(command) if command.startswith("[") else command
-            say(f"{where} RUN {command[:90]}")
-            run(rootfs, argv, {**scope, **config.env}, config.workdir, config.user, binds)
+            runs.append((argv, {**scope, **config.env}))
+            if rootfs is not None:
+                say(f"{where} RUN {command[:90]}")
+                run(rootfs, argv, runs[-1][1], config.workdir, config.user, binds)
         else:
             raise BuildError(f"{where}: {ins.keyword} is not supported by hack/images.py")
+    return runs
 
 
-def copy(ins: Instruction, rootfs: Path, config: Config, values: dict[str, str], dockerfile: Path, done: dict[str, Path]) -> None:
+def copy(
+    ins: Instruction,
+    rootfs: Path,
+    config: Config,
+    values: dict[str, str],
+    dockerfile: Path,
+    done: dict[str, Path],
+) -> None:
     options, rest = flags(ins.args)
     *sources, target = [expand(w, values) for w in shlex.split(rest)]
     if set(options) - {"from"}:
-        raise BuildError(f"{dockerfile.name}:{ins.line}: COPY --{', --'.join(options)} is not supported")
+        raise BuildError(
+            f"{dockerfile.name}:{ins.line}: COPY --{', --'.join(options)} is not supported"
+        )
     admitted = None if "from" in options else set(context_files(dockerfile))
     origin = done[options["from"][0]] if "from" in options else ROOT
     dest = rootfs / (Path(config.workdir) / target).relative_to("/")
@@ -509,13 +623,47 @@ def image(spec: str) -> Image:
     if name not in NAMES:
         raise BuildError(f"unknown image {name!r}: one of {', '.join(NAMES)}")
     args = dict(a.partition("=")[::2] for a in rest.split(";") if a)
+    dockerfile = parse((IMAGES / f"{name}.Dockerfile").read_text())
+    declared = set(dockerfile.args) | {
+        i.args.partition("=")[0]
+        for s in dockerfile.stages
+        for i in s.instructions
+        if i.keyword == "ARG"
+    }
+    if set(args) - declared:
+        raise BuildError(
+            f"{name}.Dockerfile declares no ARG {', '.join(sorted(set(args) - declared))}"
+        )
     suffix = "-".join(re.sub(r"[^a-z0-9]+", "-", v.lower()) for _, v in sorted(args.items()))
     return Image(f"{name}-{suffix}" if suffix else name, name, IMAGES / f"{name}.Dockerfile", args)
 
 
+def interpret(img: Image) -> tuple[Config, list[list[tuple[str | list[str], dict[str, str]]]]]:
+    """The final image's configuration and each stage's RUN commands, as a build would have
+    them, without building (no base, no COPY, no RUN)."""
+    dockerfile = parse(img.dockerfile.read_text())
+    suite, minor = base_of(base_reference(dockerfile, img.dockerfile))
+    stand_in = Base("", suite, Python(Path(), Path(), minor), Path())
+    done: dict[str, Path] = {}
+    runs = []
+    for index, stage in enumerate(dockerfile.stages):
+        config = Config(env=dict(stand_in.env))
+        runs.append(
+            execute(stage, None, config, {**dockerfile.args, **img.args}, img.dockerfile, done)
+        )
+        done[stage.name or str(index)] = Path("/nonexistent")
+    return config, runs
+
+
 def key(img: Image, base_key: str) -> str:
     text = img.dockerfile.read_text()
-    return digest(f"recipe={RECIPE}", base_key, text, json.dumps(img.args, sort_keys=True), context_hash(img.dockerfile))[:16]
+    return digest(
+        f"recipe={RECIPE}",
+        base_key,
+        text,
+        json.dumps(img.args, sort_keys=True),
+        context_hash(img.dockerfile),
+    )[:16]
 
 
 def base_reference(dockerfile: Dockerfile, path: Path) -> str:
@@ -536,7 +684,9 @@ def build(img: Image) -> dict[str, str]:
     """The image's OCI layout in the cache (built unless its inputs are unchanged)."""
     started = time.monotonic()
     dockerfile = parse(img.dockerfile.read_text())
-    version = dockerfile.args.get("MODELWERK_VERSION") or _final_arg(dockerfile, "MODELWERK_VERSION")
+    version = dockerfile.args.get("MODELWERK_VERSION") or _final_arg(
+        dockerfile, "MODELWERK_VERSION"
+    )
     the_base = base(base_reference(dockerfile, img.dockerfile))
     k = key(img, the_base.key)
     out = CACHE / f"{img.id}-{k}"
@@ -550,7 +700,9 @@ def build(img: Image) -> dict[str, str]:
     out.mkdir(parents=True)
     layout = out / "oci"
     # The base's blobs are hard-linked (content-addressed, never rewritten); its index is copied.
-    shutil.copytree(the_base.layout, layout, copy_function=os.link, ignore=shutil.ignore_patterns("index.json"))
+    shutil.copytree(
+        the_base.layout, layout, copy_function=os.link, ignore=shutil.ignore_patterns("index.json")
+    )
     shutil.copy2(the_base.layout / "index.json", layout / "index.json")
     args = {**dockerfile.args, **img.args}
     tag = "-".join([version, *([img.id.removeprefix(img.name + "-")] if img.args else []), k[:12]])
@@ -571,7 +723,9 @@ def build(img: Image) -> dict[str, str]:
         say(f"{img.id}: packing")
         sh("umoci", "repack", "--image", f"{layout}:{tag}", bundle, capture=True)
     options = [
-        "--clear=config.env", "--clear=config.entrypoint", "--clear=config.cmd",
+        "--clear=config.env",
+        "--clear=config.entrypoint",
+        "--clear=config.cmd",
         *(f"--config.env={k}={v}" for k, v in config.env.items()),
         *(f"--config.entrypoint={a}" for a in config.entrypoint),
         *(f"--config.cmd={a}" for a in config.cmd),
@@ -595,6 +749,7 @@ def build(img: Image) -> dict[str, str]:
         "size": str(sum(p.stat().st_size for p in layout.rglob("*") if p.is_file())),
     }
     record_file.write_text(json.dumps(record, indent=2) + "\n")
+    prune(img.id, out)
     say(f"{img.id}: built in {time.monotonic() - started:.0f}s")
     return record
 
@@ -645,7 +800,9 @@ def main(argv: list[str]) -> int:
             for img in images:
                 path = cached(img)
                 if not path.exists():
-                    raise BuildError(f"{img.id} is not built from the current sources: run hack/images.sh build")
+                    raise BuildError(
+                        f"{img.id} is not built from the current sources: run hack/images.sh build"
+                    )
                 records.append(json.loads(path.read_text()))
             if opts.json:
                 print(json.dumps(records, indent=2))
@@ -660,11 +817,16 @@ def main(argv: list[str]) -> int:
         refs.write_text(json.dumps(known, indent=2) + "\n")
         if opts.command == "build":
             for record in records:
-                print(f"{record['id']:<24} {record['digest']}  {record['ref']}  {int(record['size']) >> 20} MiB")
+                print(
+                    f"{record['id']:<24} {record['digest']}  {record['ref']}"
+                    f"  {int(record['size']) >> 20} MiB"
+                )
             return 0
         address = os.environ.get("MODELWERK_CONTAINERD_ADDRESS")
         if not address:
-            raise BuildError("MODELWERK_CONTAINERD_ADDRESS is not set: eval \"$(hack/cluster.sh env)\"")
+            raise BuildError(
+                'MODELWERK_CONTAINERD_ADDRESS is not set: eval "$(hack/cluster.sh env)"'
+            )
         for record in records:
             import_into(record, address)
         for record in records:
