@@ -149,13 +149,13 @@ def images(real_node: RealNode) -> dict[str, Image]:
     """The trainer and model-server images built here (hack/images.sh), as the node has them."""
     script = ROOT / "hack" / "images.sh"
     proc = subprocess.run(
-        [str(script), "refs", "--json", "trainer", "model-server"],
+        [str(script), "refs", "trainer", "model-server", "--json"],
         capture_output=True,
         text=True,
         check=False,
     )
     if proc.returncode != 0:
-        pytest.skip(f"images not built: run hack/images.sh import ({proc.stderr.strip()})")
+        pytest.fail(f"images not built: run hack/images.sh import ({proc.stderr.strip()})")
     found = {r["id"]: Image(r["ref"], r["digest"]) for r in json.loads(proc.stdout)}
     have = set(real_node.ctr("images", "ls", "-q").split())
     for image in found.values():
