@@ -36,9 +36,15 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   say "python ready"
 fi
 
-# Debian packages: promtool, Prometheus and Alertmanager for the monitoring tests.
+# Debian packages: promtool, Prometheus and Alertmanager for the monitoring tests; for the real
+# node (MODELWERK_REAL_NODE=1, hack/node.sh) containerd, runc, the CNI plugins, nft and iptables
+# (kube-proxy), umoci (the pause image).
+packages=${MODELWERK_APT_PACKAGES:-prometheus prometheus-alertmanager}
+if [ "${MODELWERK_REAL_NODE:-}" = 1 ]; then
+  packages+=" containerd runc containernetworking-plugins nftables iptables umoci"
+fi
 missing=()
-for pkg in ${MODELWERK_APT_PACKAGES:-prometheus prometheus-alertmanager}; do
+for pkg in $packages; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

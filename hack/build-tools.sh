@@ -3,6 +3,7 @@
 # cache outside the clone, keyed by a hash of the pins: an unchanged pin is never rebuilt.
 # Prints the bin directory on stdout (last line); progress goes to stderr.
 # `--if-built`: never build; print the bin directory only if everything is already there.
+# MODELWERK_REAL_NODE=1 also builds the kubelet and kube-proxy of the real node (hack/node.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -17,6 +18,8 @@ key=$( (echo "recipe=$recipe"; cat "$here/versions.env" "$here"/tools/*/go.mod "
   sha256sum | cut -c1-16)
 bin="$cache_root/tools/$key/bin"
 want=(kube-apiserver kube-controller-manager kube-scheduler kubectl kwok kwokctl helm etcd)
+node_cmds=()
+if [ "${MODELWERK_REAL_NODE:-}" = 1 ]; then node_cmds=(kubelet kube-proxy); want+=("${node_cmds[@]}"); fi
 
 have_all() { for b in "${want[@]}"; do [ -x "$bin/$b" ] || return 1; done; }
 if have_all; then echo "$bin"; exit 0; fi
@@ -54,7 +57,7 @@ build etcd etcd go.etcd.io/etcd/server/v3 \
 build kwok kwok sigs.k8s.io/kwok/cmd/kwok "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION"
 build kwok kwokctl sigs.k8s.io/kwok/cmd/kwokctl "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION"
 build helm helm helm.sh/helm/v3/cmd/helm "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
-for cmd in kubectl kube-apiserver kube-controller-manager kube-scheduler; do
+for cmd in kubectl kube-apiserver kube-controller-manager kube-scheduler "${node_cmds[@]}"; do
   build kubernetes "$cmd" "k8s.io/kubernetes/cmd/$cmd" "$stamp"
 done
 have_all

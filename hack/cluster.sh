@@ -10,6 +10,8 @@
 #
 # MODELWERK_CACHE (default ~/.cache/modelwerk) holds binaries and cluster state;
 # MODELWERK_CLUSTER (default modelwerk) names the cluster.
+# MODELWERK_REAL_NODE=1 adds one real node (containerd + kubelet + kube-proxy, hack/node.sh) beside
+# the kwok nodes, at most one per machine; `env` then also prints MODELWERK_CONTAINERD_ADDRESS.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -37,8 +39,20 @@ running() {
   [ -f "$kubeconfig" ] && kubectl --kubeconfig "$kubeconfig" get --raw /readyz >/dev/null 2>&1
 }
 
+real_node=${MODELWERK_REAL_NODE:-}
+pki="$KWOK_WORKDIR/clusters/$name/pki"
+
 up() {
-  if running; then say "cluster $name already running"; echo "$kubeconfig"; return; fi
+  if [ "$real_node" = 1 ]; then "$here/node.sh" check "$name"; fi
+  if running; then
+    say "cluster $name already running"
+    if [ "$real_node" = 1 ] && [ -z "$("$here/node.sh" address "$name")" ]; then
+      "$here/node.sh" up "$name" "$kubeconfig" "$pki"
+    fi
+    echo "$kubeconfig"
+    return
+  fi
+  if [ "$real_node" = 1 ]; then "$here/node.sh" down "$name"; fi
   # A cluster left behind by a killed session: its processes are gone, start afresh.
   kwokctl --name "$name" delete cluster >/dev/null 2>&1 || true
   mkdir -p "$(dirname "$kubeconfig")"
@@ -48,8 +62,14 @@ up() {
   if [ "${MODELWERK_AUDIT:-}" = 1 ]; then
     extra+=(--kube-audit-policy "$here/kwok/audit-policy.yaml")
   fi
+  local config="$here/kwok/kwokctl.yaml"
+  if [ "$real_node" = 1 ]; then
+    # kwok keeps to the fake nodes; the apiserver reaches the real kubelet (logs, exec).
+    config=$(mktemp -t modelwerk-kwokctl.XXXX.yaml)
+    sed "s|@PKI@|$pki|g" "$here/kwok/kwokctl.yaml" "$here/kwok/real-node-patches.yaml" >"$config"
+  fi
   KWOK_KUBE_VERSION=$KUBE_VERSION kwokctl --name "$name" create cluster "${extra[@]}" \
-    --config "$here/kwok/kwokctl.yaml" \
+    --config "$config" \
     --config "$here/kwok/stages.yaml" \
     --kubeconfig "$kubeconfig" \
     --etcd-binary "$bin/etcd" \
@@ -63,11 +83,13 @@ up() {
   wait_for "nodes Ready" 120 kubectl --kubeconfig "$kubeconfig" wait --for=condition=Ready \
     node --all --timeout=5s
   wait_for "default service account" 120 kubectl --kubeconfig "$kubeconfig" get serviceaccount default
+  if [ "$real_node" = 1 ]; then "$here/node.sh" up "$name" "$kubeconfig" "$pki"; fi
   say "cluster $name ready; KUBECONFIG=$kubeconfig"
   echo "$kubeconfig"
 }
 
 down() {
+  "$here/node.sh" down "$name"
   kwokctl --name "$name" delete cluster >&2 || true
   rm -f "$kubeconfig"
   say "cluster $name deleted"
@@ -76,7 +98,11 @@ down() {
 case "${1:-}" in
   up) up ;;
   down) down ;;
-  env) echo "export KUBECONFIG=$kubeconfig PATH=$bin:\$PATH" ;;
+  env)
+    echo "export KUBECONFIG=$kubeconfig PATH=$bin:\$PATH"
+    address=$("$here/node.sh" address "$name")
+    if [ -n "$address" ]; then echo "export MODELWERK_CONTAINERD_ADDRESS=$address"; fi
+    ;;
   audit-log) echo "$KWOK_WORKDIR/clusters/$name/logs/audit.log" ;;
   *) echo "usage: $0 up|down|env|audit-log" >&2; exit 2 ;;
 esac

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, checks style, types and import layering, then runs
-# the unit and reconciler tiers and the integration and end-to-end tiers (which start the local
-# control plane, or reuse a running one). Extra arguments go to pytest, e.g.
-# `hack/test.sh tests/unit -k crds`.
+# the unit and reconciler tiers, the integration and end-to-end tiers (kwok nodes; they start the
+# local control plane, or reuse a running one), and the real-node tier (tests/node: a cluster with
+# a real node, MODELWERK_NODE_CLUSTER, default modelwerk-node, with the images built here
+# imported). Extra arguments go to pytest, e.g. `hack/test.sh tests/unit -k crds`; the real node
+# is brought up when they name tests/node. MODELWERK_REAL_NODE=0 leaves the real-node tier out.
 #
 # `hack/test.sh --fast [pytest args]`: the fast tiers only (tests/unit, tests/reconcile), with no
 # control-plane build and no cluster; chart tests run only if helm is already built or on PATH.
@@ -11,22 +13,40 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 fast=false
 if [ "${1:-}" = "--fast" ]; then fast=true; shift; fi
+node_tier=${MODELWERK_REAL_NODE:-1}
+node_cluster=${MODELWERK_NODE_CLUSTER:-modelwerk-node}
+if $fast; then node_tier=0; fi
+if [ $# -gt 0 ] && ! printf '%s\n' "$@" | grep -q '^tests/node'; then node_tier=0; fi
 if $fast; then
   hack/bootstrap.sh --no-tools
   bin=$(hack/build-tools.sh --if-built)
   if [ -n "$bin" ]; then export PATH="$bin:$PATH"; fi
   export MODELWERK_FAST=1
 else
-  hack/bootstrap.sh
+  MODELWERK_REAL_NODE=$node_tier hack/bootstrap.sh
   eval "$(hack/cluster.sh env)"
 fi
 export PATH="$root/.venv/bin:$PATH"
 echo "== ruff" && ruff check operator tests && ruff format --check operator tests
 echo "== mypy" && mypy
 echo "== import layering" && lint-imports
+
+real_node() { # brings up the real-node cluster and imports the images its tests run
+  export MODELWERK_CLUSTER=$node_cluster MODELWERK_REAL_NODE=1
+  hack/cluster.sh up >/dev/null
+  eval "$(hack/cluster.sh env)"
+  hack/images.sh import trainer model-server >/dev/null
+}
+
 echo "== pytest"
-if [ $# -eq 0 ]; then
-  if $fast; then set -- tests/unit tests/reconcile
-  else set -- tests/unit tests/reconcile tests/integration tests/e2e; fi
+if [ $# -gt 0 ]; then
+  if [ "$node_tier" = 1 ]; then real_node; fi
+  exec pytest "$@"
 fi
-exec pytest "$@"
+if $fast; then exec pytest tests/unit tests/reconcile; fi
+pytest tests/unit tests/reconcile tests/integration tests/e2e
+if [ "$node_tier" = 1 ]; then
+  echo "== real-node tier ($node_cluster)"
+  real_node
+  pytest tests/node
+fi

@@ -11,17 +11,17 @@
 #   docker build -f images/model-server.Dockerfile --build-arg EXTRAS=ml,seldon \
 #       -t ghcr.io/modelwerk/model-server:0.1.0-seldon .
 #
-# The base is pinned by digest: the multi-platform index of python:3.12-slim (Debian). To move
+# The base is pinned by digest: the multi-platform index of python:3.12-slim-bookworm (Debian 12). To move
 # to a newer one, resolve the tag and replace the digest in all three Dockerfiles in images/:
 #
-#   crane digest python:3.12-slim
-#   docker buildx imagetools inspect python:3.12-slim    # the "Digest:" line
+#   crane digest python:3.12-slim-bookworm
+#   docker buildx imagetools inspect python:3.12-slim-bookworm    # the "Digest:" line
 #
 # Build stage: a wheel of the project and of every dependency. Runtime stage: installs those
 # wheels only (--no-index: no network, no compiler) and runs as an unprivileged numeric user.
 # Artifacts are downloaded to /tmp, the pod's writable emptyDir (the root filesystem is
 # read-only in the pods the operator generates).
-ARG PYTHON_IMAGE=python:3.12-slim@sha256:78387bc3881b8273120a12ebe6c1ab22b018ccc2c9adf565ae1ac9b536e184ea
+ARG PYTHON_IMAGE=python:3.12-slim-bookworm@sha256:782412e85d0f0984994c290652577d4018aff08145c85b262bb63dc0c7522254
 
 FROM ${PYTHON_IMAGE} AS builder
 ARG EXTRAS=ml

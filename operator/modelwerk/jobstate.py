@@ -80,6 +80,16 @@ def failure_detail(pods: Sequence[Mapping[str, Any]]) -> tuple[str | None, str]:
     return reason, message
 
 
+def unschedulable(pod: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The scheduler's reason and message when it could not place the pod (e.g. Unschedulable:
+    `persistentvolumeclaim "models" not found`): the user's next step, not "waiting"."""
+    cond = get_condition((pod.get("status") or {}).get("conditions") or [], "PodScheduled")
+    if cond is None or cond.get("status") != "False":
+        return None
+    reason = str(cond.get("reason") or "Unschedulable")
+    return reason, str(cond.get("message") or reason)
+
+
 def termination_message(pod: Mapping[str, Any] | None) -> str | None:
     if pod is None:
         return None

@@ -74,6 +74,12 @@ def pod(body: Mapping[str, Any]) -> Body:
         "metadata": _meta(body),
         "status": {
             "phase": status.get("phase"),
+            # Only why the scheduler cannot place it: what a stuck run reports.
+            "conditions": [
+                {k: c[k] for k in ("type", "status", "reason", "message") if k in c}
+                for c in status.get("conditions") or []
+                if c.get("type") == "PodScheduled" and c.get("status") == "False"
+            ],
             "containerStatuses": [
                 {k: c[k] for k in ("name", "imageID", "state") if k in c}
                 for c in status.get("containerStatuses") or []

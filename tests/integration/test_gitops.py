@@ -31,8 +31,6 @@ def _git_manifests(report: str) -> list[dict[str, Any]]:
     run = yaml.safe_load((samples / "trainingrun.yaml").read_text())
     run["spec"].setdefault("env", []).append({"name": "KWOK_SIM_REPORT", "value": report})
     deployment = yaml.safe_load((samples / "deployment.yaml").read_text())
-    # This cluster may have Seldon's CRD but runs no Seldon controller: serve natively.
-    deployment["spec"]["runtime"] = "native"
     return [model, run, deployment]
 
 
@@ -43,8 +41,14 @@ def _write(tmp_path: Path, manifests: list[dict[str, Any]]) -> Path:
 
 
 def test_reconciled_samples_show_no_drift(
-    namespace: str, operator: OperatorProcess, models_claim: str, tmp_path: Path
+    namespace: str,
+    operator: OperatorProcess,
+    models_claim: str,
+    tmp_path: Path,
+    upstream_crds: Path,
 ) -> None:
+    # Seldon's CRD is installed and no Seldon controller runs (as after the integration tier):
+    # the sample Deployment still serves, natively (the demo applies it as it is).
     path = _write(tmp_path, _git_manifests(reference_report().text))
     kubectl(
         "apply", "--server-side", f"--field-manager={MANAGER}", "-n", namespace, "-f", str(path)
@@ -61,6 +65,10 @@ def test_reconciled_samples_show_no_drift(
         ),
         timeout=90,
     )
+    served = get("deployments.modelwerk.io", "iris", namespace)
+    assert served is not None
+    assert served["status"]["runtime"] == "native"
+    assert get("seldondeployments.machinelearning.seldon.io", "iris", namespace) is None
     before = {
         kind: json.loads(
             kubectl("get", kind, name, "-n", namespace, "-o", "json", "--show-managed-fields")

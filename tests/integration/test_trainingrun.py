@@ -308,6 +308,53 @@ def test_image_pull_backoff_is_reported_while_pending(
     ]
 
 
+def test_unschedulable_pod_surfaces_the_schedulers_reason(
+    namespace: str, operator: OperatorProcess
+) -> None:
+    # The Model keeps its artifacts on a claim this namespace does not have.
+    apply(model_manifest("iris", storage_uri="pvc://models/iris"), namespace)
+    apply(run_manifest("noclaim", "iris", report=reference_report().text), namespace)
+    obj = wait_condition("trainingrun", namespace, "noclaim", "Running", "False", "Unschedulable")
+    assert obj["status"]["phase"] == "Pending"
+    assert (
+        'persistentvolumeclaim "models" not found' in conditions_by_type(obj)["Running"]["message"]
+    )
+    # Once the claim exists and is bound, the scheduler places the pod and the run goes on.
+    volume = f"{namespace}-models"
+    apply(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": volume},
+            "spec": {
+                "capacity": {"storage": "1Gi"},
+                "accessModes": ["ReadWriteOnce"],
+                "storageClassName": "",
+                "claimRef": {"namespace": namespace, "name": "models"},
+                "hostPath": {"path": "/var/lib/modelwerk-test/models"},
+            },
+        }
+    )
+    try:
+        apply(
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "models"},
+                "spec": {
+                    "accessModes": ["ReadWriteOnce"],
+                    "storageClassName": "",
+                    "volumeName": volume,
+                    "resources": {"requests": {"storage": "1Gi"}},
+                },
+            },
+            namespace,
+        )
+        wait_phase(namespace, "noclaim", "Succeeded")
+    finally:
+        kubectl("delete", "persistentvolume", volume, "--wait=false", check=False)
+
+
 # --- 3. bad reports --------------------------------------------------------------------------
 
 

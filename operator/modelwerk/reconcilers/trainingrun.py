@@ -30,6 +30,7 @@ from modelwerk.jobstate import (
     succeeded_pod,
     termination_message,
     ttl_remaining,
+    unschedulable,
 )
 from modelwerk.manager import Manager
 from modelwerk.reconcilers import validation
@@ -216,6 +217,10 @@ async def _reconcile(mgr: Manager, obs: Observed, sb: StatusBuilder) -> float | 
             f"pod {latest['metadata']['name']} ended; waiting for the Job's verdict",
         )
         return await _write(mgr, body, sb, "Running")
+    unscheduled = unschedulable(latest) if latest else None
+    if unscheduled is not None:
+        sb.condition("Running", False, *unscheduled)
+        return await _write(mgr, body, sb, "Pending")
     sb.condition("Running", False, "PodPending", "waiting for the training pod to start")
     return await _write(mgr, body, sb, "Pending")
 

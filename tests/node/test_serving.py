@@ -1,0 +1,190 @@
+"""Serving on the real node: the model-server image built here serves a registered version behind
+the Service (reached by its ClusterIP through kube-proxy), and a tampered artifact (its sha256
+differs from the registry's digest) never becomes ready while the previous version keeps serving.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from tests.integration.cluster import apply, get, get_list, kubectl, wait_for
+from tests.integration.conftest import OperatorProcess
+from tests.integration.trainingruns import API_VERSION, REFERENCE_HYPERPARAMETERS
+from tests.node.conftest import Image, RealNode
+
+SAMPLES = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
+# Not through any proxy of the environment: the ClusterIP is this machine's.
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _train_on_host(out: Path) -> Path:
+    """The reference trainer run on this machine, its artifact written into the volume."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELWERK_")}
+    env.update(
+        {
+            "MODELWERK_OUTPUT_DIR": str(out),
+            "MODELWERK_OUTPUT_URI": "pvc://models/iris/host",
+            "MODELWERK_TERMINATION_MESSAGE_PATH": str(out.parent / "report.json"),
+            "MODELWERK_SEED": "42",
+            "MODELWERK_HYPERPARAMETERS": json.dumps(REFERENCE_HYPERPARAMETERS),
+        }
+    )
+    subprocess.run(
+        [sys.executable, "-m", "modelwerk.trainers.iris"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (artifact,) = [p for p in out.rglob("*") if p.is_file()]
+    for path in [out, *out.rglob("*")]:
+        os.chown(path, 65532, 65532)
+    return artifact
+
+
+def _version(number: int, uri: str, digest: str) -> dict[str, Any]:
+    return {"version": number, "artifact": {"uri": uri, "digest": digest}, "metrics": {}}
+
+
+def _model(versions: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Model",
+        "metadata": {"name": "iris"},
+        "spec": {"storage": {"uri": "pvc://models/iris"}, "versions": versions},
+    }
+
+
+def _deployment(version: int) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Deployment",
+        "metadata": {"name": "iris"},
+        "spec": {
+            "model": "iris",
+            "version": version,
+            "runtime": "native",
+            "replicas": 1,
+            "resources": {
+                "requests": {"cpu": "50m", "memory": "128Mi"},
+                "limits": {"memory": "512Mi"},
+            },
+        },
+    }
+
+
+def _predict(namespace: str) -> list[Any]:
+    service = get("service", "iris", namespace)
+    assert service is not None
+    ip, port = service["spec"]["clusterIP"], service["spec"]["ports"][0]["port"]
+    request = urllib.request.Request(
+        f"http://{ip}:{port}/v1/models/iris:predict",
+        data=json.dumps({"instances": SAMPLES}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with DIRECT.open(request, timeout=10) as response:
+        body = json.loads(response.read())
+    predictions: list[Any] = body["predictions"]
+    return predictions
+
+
+def _serving(namespace: str, version: int) -> dict[str, Any] | None:
+    obj = get("deployments.modelwerk.io", "iris", namespace)
+    status = (obj or {}).get("status") or {}
+    return (
+        obj
+        if status.get("phase") == "Available" and status.get("currentVersion") == version
+        else None
+    )
+
+
+def _serve_v1(namespace: str, models_claim: Path) -> tuple[Path, str]:
+    artifact = _train_on_host(models_claim / "iris" / "v1")
+    digest = "sha256:" + hashlib.sha256(artifact.read_bytes()).hexdigest()
+    uri = f"pvc://models/{artifact.relative_to(models_claim)}"
+    apply(_model([_version(1, uri, digest)]), namespace)
+    apply(_deployment(1), namespace)
+    wait_for("version 1 served", lambda: _serving(namespace, 1), timeout=240)
+    return artifact, digest
+
+
+def test_served_version_answers_predictions_through_the_service(
+    real_node: RealNode,
+    namespace: str,
+    operator: OperatorProcess,
+    models_claim: Path,
+    images: dict[str, Image],
+) -> None:
+    _serve_v1(namespace, models_claim)
+    pods = get_list("pods", namespace, "modelwerk.io/deployment=iris")
+    assert pods
+    assert all(p["spec"]["nodeName"] == real_node.name for p in pods)
+    (status,) = pods[0]["status"]["containerStatuses"]
+    assert status["ready"] is True
+    assert status["imageID"] == images["model-server"].image_id
+    predictions = wait_for("an answer through the ClusterIP", lambda: _predict(namespace))
+    assert len(predictions) == len(SAMPLES)
+    # Iris setosa and virginica: the two samples are of different species.
+    assert predictions[0] != predictions[1], predictions
+
+
+def test_tampered_artifact_never_ready_while_previous_version_serves(
+    real_node: RealNode,
+    namespace: str,
+    operator: OperatorProcess,
+    models_claim: Path,
+    images: dict[str, Image],
+) -> None:
+    artifact, digest = _serve_v1(namespace, models_claim)
+    before = _predict(namespace)
+    # Version 2 claims version 1's digest, but its file was changed after it was hashed.
+    tampered = models_claim / "iris" / "v2" / artifact.name
+    tampered.parent.mkdir(parents=True)
+    shutil.copyfile(artifact, tampered)
+    with tampered.open("ab") as handle:
+        handle.write(b"tampered")
+    for path in (tampered.parent, tampered):
+        os.chown(path, 65532, 65532)
+    uri1 = f"pvc://models/{artifact.relative_to(models_claim)}"
+    uri2 = f"pvc://models/{tampered.relative_to(models_claim)}"
+    apply(_model([_version(1, uri1, digest), _version(2, uri2, digest)]), namespace)
+    kubectl(
+        "patch", "deployments.modelwerk.io", "iris", "-n", namespace,
+        "--type=merge", "-p", '{"spec":{"version":2}}',
+    )  # fmt: skip
+
+    def refused() -> dict[str, Any] | None:
+        for pod in get_list("pods", namespace, "modelwerk.io/model-version=2"):
+            for status in pod["status"].get("containerStatuses") or []:
+                last = (status.get("lastState") or {}).get("terminated") or {}
+                if last.get("exitCode") == 3 and not status["ready"]:
+                    return pod
+        return None
+
+    # The model server verified the digest and refused to start (exit code 3), every time.
+    pod = wait_for("version 2's server refusing its artifact", refused, timeout=180)
+    logs = kubectl("logs", pod["metadata"]["name"], "-n", namespace, "--previous", check=False)
+    assert "digest mismatch" in logs, logs
+
+    def reported() -> dict[str, Any] | None:
+        obj = get("deployments.modelwerk.io", "iris", namespace)
+        conds = {c["type"]: c for c in ((obj or {}).get("status") or {}).get("conditions") or []}
+        degraded = conds.get("Degraded")
+        return obj if degraded and degraded["status"] == "True" else None
+
+    obj = wait_for("the Deployment reporting version 2 not ready", reported, timeout=240)
+    conds = {c["type"]: c for c in obj["status"]["conditions"]}
+    assert conds["Degraded"]["reason"] == "VersionNotReady", conds
+    assert "version 2" in conds["Degraded"]["message"]
+    assert conds["Ready"]["reason"] == "ServingPrevious", conds
+    assert obj["status"]["currentVersion"] == 1
+    # Version 1 still answers, and the same.
+    assert _predict(namespace) == before
