@@ -11,5 +11,6 @@ export PATH="$root/.venv/bin:$PATH"
 echo "== ruff" && ruff check operator tests && ruff format --check operator tests
 echo "== mypy" && mypy
 echo "== pytest"
-if [ $# -eq 0 ]; then set -- tests/unit tests/integration tests/e2e; fi
+# tests/images runs the images `hack/images.sh build` made (skipped when they are not built).
+if [ $# -eq 0 ]; then set -- tests/unit tests/integration tests/e2e tests/images; fi
 exec pytest "$@"

@@ -15,6 +15,7 @@ import shlex
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -35,14 +36,15 @@ def _records() -> dict[str, dict[str, str]]:
     if os.geteuid() != 0 or not shutil.which("umoci") or not shutil.which("unshare"):
         pytest.skip("running images needs root, umoci and unshare (hack/images.sh installs umoci)")
     proc = subprocess.run(
-        ["python3", str(SCRIPT), "refs", "--json", *NAMES],
+        [sys.executable, str(SCRIPT), "refs", "--json", *NAMES],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
-    if proc.returncode != 0:
-        pytest.skip(f"images not built from the current sources: {proc.stderr.strip()[-300:]}")
+    if proc.returncode != 0 and "is not built from the current sources" in proc.stderr:
+        pytest.skip(f"images not built: {proc.stderr.strip()[-300:]}")
+    assert proc.returncode == 0, proc.stderr
     return {r["id"]: r for r in json.loads(proc.stdout)}
 
 
@@ -164,7 +166,7 @@ def test_runs_as_65532_on_a_read_only_root(unpacked: dict[str, Unpacked], name: 
 @pytest.mark.parametrize("name", NAMES)
 def test_image_holds_no_build_leftovers(unpacked: dict[str, Unpacked], name: str) -> None:
     rootfs = unpacked[name].rootfs
-    for gone in ("wheels", "src", "root/.cache", "tmp/pip", "etc/apt/apt.conf.d/99mmdebstrap"):
+    for gone in ("wheels", "src", "root/.cache", "tmp/pip"):
         assert not (rootfs / gone).exists(), gone
     assert sorted(p.name for p in (rootfs / "var/lib/apt/lists").iterdir()) in (
         [],
