@@ -73,7 +73,9 @@ def say(message: str) -> None:
 
 
 def sh(*argv: str | Path, capture: bool = False) -> str:
-    proc = subprocess.run([str(a) for a in argv], check=False, text=True, capture_output=capture)
+    """Runs a command; its output is progress (stderr) unless captured: stdout is for results."""
+    streams = {"capture_output": True} if capture else {"stdout": sys.stderr}
+    proc = subprocess.run([str(a) for a in argv], check=False, text=True, **streams)  # type: ignore[call-overload]
     if proc.returncode != 0:
         detail = (proc.stderr or "")[-3000:] if capture else ""
         raise BuildError(f"{shlex.join(str(a) for a in argv)} exited {proc.returncode}\n{detail}")
@@ -463,13 +465,12 @@ def run(
         'mount --rbind /dev "$r/dev"',
         'mount --bind /etc/resolv.conf "$r/etc/resolv.conf"',
     ]
-    if cert and Path(cert).is_file():
-        # A TLS-intercepting network needs the host's CA bundle for pip: lent, not copied.
-        env["PIP_CERT"] = "/etc/ssl/certs/modelwerk-build-ca.crt"
-        setup += [
-            f': > "$r{env["PIP_CERT"]}"',
-            f'mount --bind {shlex.quote(cert)} "$r{env["PIP_CERT"]}"',
-        ]
+    bundle = "/etc/ssl/certs/ca-certificates.crt"
+    if cert and Path(cert).is_file() and (rootfs / bundle.lstrip("/")).is_file():
+        # A TLS-intercepting network needs the host's CA bundle for pip: lent over the image's
+        # own for this command, never written into the image.
+        env["PIP_CERT"] = bundle
+        setup.append(f'mount --bind {shlex.quote(cert)} "$r{bundle}"')
     created = []
     for source, target in binds:
         if not (rootfs / target.lstrip("/")).exists():
@@ -506,8 +507,6 @@ def run(
     finally:
         for target in created:
             shutil.rmtree(rootfs / target.lstrip("/"), ignore_errors=True)
-        if cert and Path(cert).is_file():
-            (rootfs / "etc/ssl/certs/modelwerk-build-ca.crt").unlink(missing_ok=True)
 
 
 # --- the stages ---------------------------------------------------------------------------------

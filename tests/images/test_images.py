@@ -13,6 +13,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -207,6 +208,8 @@ def trained(unpacked: dict[str, Unpacked], tmp_path_factory: pytest.TempPathFact
     models = tmp_path_factory.mktemp("models")
     output = models / "iris" / "iris-1"
     output.mkdir(parents=True)
+    for directory in (models, models / "iris"):
+        directory.chmod(0o755)  # pytest makes its directories private to root
     os.chown(output, 65532, 65532)  # the volume the pod's fsGroup would make writable
     proc = run(
         unpacked["trainer"],
@@ -261,9 +264,24 @@ def _server(unpacked: dict[str, Unpacked], trained: Trained, digest: str) -> tup
     }
     volumes = {"/mnt/pvc/models": (trained.models, True)}
     command = _command(unpacked["model-server"], env=env, volumes=volumes)
-    return subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    ), port
+    # Own session: unshare ignores SIGTERM, so the signal goes to the whole group (the server
+    # is PID 1 of its namespace and handles SIGTERM itself, as in a pod).
+    server = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    return server, port
+
+
+def _stop(server: Any) -> str:
+    try:
+        os.killpg(server.pid, signal.SIGTERM)
+        output, _ = server.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        output, _ = server.communicate()
+    except ProcessLookupError:
+        output, _ = server.communicate()
+    return str(output)
 
 
 def _get(url: str) -> int:
@@ -297,8 +315,8 @@ def test_model_server_serves_the_trained_artifact(
             answer = json.loads(response.read())
         assert answer["predictions"] == [0, 2]
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        output = _stop(server)
+    assert server.returncode == 0, output  # a clean shutdown on SIGTERM
 
 
 def test_model_server_refuses_a_tampered_artifact(
@@ -308,7 +326,7 @@ def test_model_server_refuses_a_tampered_artifact(
     try:
         output, _ = server.communicate(timeout=120)
     finally:
-        server.kill()
+        _stop(server)
     assert server.returncode == 3, output  # EXIT_ARTIFACT: must not be served
     assert "digest" in output
     assert _get(f"http://127.0.0.1:{port}/readyz") == 0
