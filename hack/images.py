@@ -17,6 +17,8 @@ the base's. Results are cached under ~/.cache/modelwerk/images, keyed by their i
 from __future__ import annotations
 
 import argparse
+import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -57,6 +59,8 @@ SKIP_MODULE = re.compile(r"^(_tkinter|_test|_ctypes_test|_xx|xx)")
 DPKG_EXCLUDES = ("/usr/share/man/*", "/usr/share/doc/*", "/usr/share/info/*", "/usr/share/locale/*")
 # Build-time settings handed to RUN (like BuildKit's proxy args): never stored in the image.
 PASS_THROUGH = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST", "PIP_DEFAULT_TIMEOUT")
+# Builds kept per image (and bases per suite and Python), the last used first.
+KEEP = 4
 START = time.monotonic()
 
 
@@ -69,7 +73,9 @@ def say(message: str) -> None:
 
 
 def sh(*argv: str | Path, capture: bool = False) -> str:
-    proc = subprocess.run([str(a) for a in argv], check=False, text=True, capture_output=capture)
+    """Runs a command; its output is progress (stderr) unless captured: stdout is for results."""
+    streams = {"capture_output": True} if capture else {"stdout": sys.stderr}
+    proc = subprocess.run([str(a) for a in argv], check=False, text=True, **streams)  # type: ignore[call-overload]
     if proc.returncode != 0:
         detail = (proc.stderr or "")[-3000:] if capture else ""
         raise BuildError(f"{shlex.join(str(a) for a in argv)} exited {proc.returncode}\n{detail}")
@@ -289,7 +295,7 @@ def python_files(python: Python) -> list[tuple[Path, str]]:
     return files
 
 
-def library_packages(files: list[tuple[Path, str]]) -> list[str]:
+def library_packages(python: Python, files: list[tuple[Path, str]]) -> list[str]:
     """The Debian packages whose shared libraries the copied interpreter and modules link."""
     binaries = [
         str(src) for src, rel in files if rel.endswith(".so") or ".so." in rel or "/" not in rel[4:]
@@ -297,19 +303,26 @@ def library_packages(files: list[tuple[Path, str]]) -> list[str]:
     libraries = set()
     for line in sh("ldd", *binaries, capture=True).splitlines():
         if "=>" in line and "/" in line.split("=>")[1]:
-            libraries.add(line.split("=>")[1].split()[0])
+            library = line.split("=>")[1].split()[0]
+            if not os.path.realpath(library).startswith(str(python.prefix)):  # libpython: copied
+                libraries.add(library)
+    # Under merged /usr dpkg knows a library by one of its names only.
+    names = {
+        lib: [lib, os.path.realpath(lib), "/usr" + lib, "/usr" + os.path.realpath(lib)]
+        for lib in libraries
+    }
+    query = sorted({path for paths in names.values() for path in paths})
+    proc = subprocess.run(["dpkg", "-S", *query], capture_output=True, text=True, check=False)
+    owners = {}
+    for line in proc.stdout.splitlines():
+        package, _, path = line.partition(": ")
+        owners[path.strip()] = package.split(",")[0].split(":")[0]
     packages = set()
-    for library in sorted(libraries):
-        real = os.path.realpath(library)
-        if real.startswith(str(Path.home())) or real.startswith("/root"):
-            continue  # libpython itself, copied along
-        for path in dict.fromkeys([library, real, "/usr" + library, "/usr" + real]):
-            proc = subprocess.run(["dpkg", "-S", path], capture_output=True, text=True, check=False)
-            if proc.returncode == 0:
-                packages.add(proc.stdout.split(":")[0])
-                break
-        else:
+    for library, paths in sorted(names.items()):
+        found = [owners[p] for p in paths if p in owners]
+        if not found:
             raise BuildError(f"{library}: no Debian package holds it (is this machine Debian?)")
+        packages.add(found[0])
     return sorted(packages)
 
 
@@ -333,12 +346,13 @@ class Base:
         }
 
 
-def base(reference: str, create: bool = True) -> Base:
-    """The local stand-in for `reference`, built unless cached (or only named: create=False)."""
+@functools.cache
+def base_plan(reference: str) -> tuple[Base, tuple[tuple[Path, str], ...], tuple[str, ...]]:
+    """The stand-in's identity (the key over everything it is made from), files and packages."""
     suite, minor = base_of(reference)
     python = find_python(minor)
     files = python_files(python)
-    packages = sorted({*BASE_PACKAGES, *library_packages(files)})
+    packages = sorted({*BASE_PACKAGES, *library_packages(python, files)})
     key = digest(
         f"recipe={RECIPE}",
         suite,
@@ -348,7 +362,17 @@ def base(reference: str, create: bool = True) -> Base:
         *(digest(src.read_bytes()) for src, rel in files if not rel.endswith((".py", ".pyc"))),
     )[:16]
     result = Base(key, suite, python, CACHE / f"base-{suite}-py{minor}-{key}")
+    return result, tuple(files), tuple(packages)
+
+
+def base(reference: str, create: bool = True) -> Base:
+    """The local stand-in for `reference`, built unless cached (or only named: create=False)."""
+    result, files, packages = base_plan(reference)
+    suite, python = result.suite, result.python
+    minor = python.version.rsplit(".", 1)[0]
     if (result.dir / "done").exists() or not create:
+        if create:
+            os.utime(result.dir)  # last used, for prune()
         return result
     say(f"base {reference} -> Debian {suite} + CPython {python.version} from {python.prefix}")
     shutil.rmtree(result.dir, ignore_errors=True)
@@ -409,10 +433,13 @@ def base(reference: str, create: bool = True) -> Base:
 
 
 def prune(prefix: str, keep: Path) -> None:
-    """Earlier builds of the same thing: unusable (their key is not the inputs' any more)."""
-    for old in CACHE.iterdir():
-        if old != keep and re.fullmatch(rf"{re.escape(prefix)}-[0-9a-f]{{16}}", old.name):
-            shutil.rmtree(old, ignore_errors=True)
+    """Builds of the same image from other inputs, beyond the KEEP last used: other clones or
+    branches on this machine share the cache, so their current builds are kept too."""
+    pattern = re.compile(rf"{re.escape(prefix)}-[0-9a-f]{{16}}")
+    others = [d for d in CACHE.iterdir() if d != keep and pattern.fullmatch(d.name)]
+    others.sort(key=lambda d: d.stat().st_mtime, reverse=True)
+    for old in others[KEEP - 1 :]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 # --- RUN in a chroot ----------------------------------------------------------------------------
@@ -438,13 +465,12 @@ def run(
         'mount --rbind /dev "$r/dev"',
         'mount --bind /etc/resolv.conf "$r/etc/resolv.conf"',
     ]
-    if cert and Path(cert).is_file():
-        # A TLS-intercepting network needs the host's CA bundle for pip: lent, not copied.
-        env["PIP_CERT"] = "/etc/ssl/certs/modelwerk-build-ca.crt"
-        setup += [
-            f': > "$r{env["PIP_CERT"]}"',
-            f'mount --bind {shlex.quote(cert)} "$r{env["PIP_CERT"]}"',
-        ]
+    bundle = "/etc/ssl/certs/ca-certificates.crt"
+    if cert and Path(cert).is_file() and (rootfs / bundle.lstrip("/")).is_file():
+        # A TLS-intercepting network needs the host's CA bundle for pip: lent over the image's
+        # own for this command, never written into the image.
+        env["PIP_CERT"] = bundle
+        setup.append(f'mount --bind {shlex.quote(cert)} "$r{bundle}"')
     created = []
     for source, target in binds:
         if not (rootfs / target.lstrip("/")).exists():
@@ -481,8 +507,6 @@ def run(
     finally:
         for target in created:
             shutil.rmtree(rootfs / target.lstrip("/"), ignore_errors=True)
-        if cert and Path(cert).is_file():
-            (rootfs / "etc/ssl/certs/modelwerk-build-ca.crt").unlink(missing_ok=True)
 
 
 # --- the stages ---------------------------------------------------------------------------------
@@ -693,6 +717,7 @@ def build(img: Image) -> dict[str, str]:
     record_file = out / "image.json"
     if record_file.exists():
         record: dict[str, str] = json.loads(record_file.read_text())
+        os.utime(out)  # last used, for prune()
         say(f"{img.id}: cached ({out})")
         return record
     say(f"{img.id}: building {img.dockerfile.relative_to(ROOT)} (key {k})")
@@ -792,7 +817,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("command", choices=["build", "import", "refs"])
     parser.add_argument("images", nargs="*", help="NAME or NAME:ARG=VALUE (default: all three)")
     parser.add_argument("--json", action="store_true", help="refs: the records as JSON")
-    opts = parser.parse_args(argv)
+    opts = parser.parse_intermixed_args(argv)
     try:
         images = [image(s) for s in opts.images or NAMES]
         if opts.command == "refs":
@@ -810,7 +835,11 @@ def main(argv: list[str]) -> int:
                 print(f"{env_name(record['id'])}={record['ref']}")
                 print(f"{env_name(record['id']).removesuffix('_IMAGE')}_DIGEST={record['digest']}")
             return 0
-        records = [build(img) for img in images]
+        CACHE.mkdir(parents=True, exist_ok=True)
+        with (CACHE / ".lock").open("w") as lock:
+            # One build at a time per cache: a second caller waits, then finds the result.
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            records = [build(img) for img in images]
         refs = CACHE / "refs.json"
         known = json.loads(refs.read_text()) if refs.exists() else {}
         known.update({r["id"]: r for r in records})

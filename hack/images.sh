@@ -10,10 +10,10 @@
 # cached in ~/.cache/modelwerk/images keyed by their inputs; progress goes to stderr.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-if [ "$(id -u)" != 0 ]; then
-  echo "hack/images.sh: needs root (mmdebstrap --mode=root, chroot, mounts)" >&2; exit 1
-fi
 if [ "${1:-}" != refs ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "hack/images.sh: needs root (mmdebstrap --mode=root, chroot, mounts)" >&2; exit 1
+  fi
   missing=()
   for pkg in mmdebstrap umoci; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
   if [ ${#missing[@]} -gt 0 ]; then

@@ -48,5 +48,6 @@ pytest tests/unit tests/reconcile tests/integration tests/e2e
 if [ "$node_tier" = 1 ]; then
   echo "== real-node tier ($node_cluster)"
   real_node
-  pytest tests/node
+  # tests/images runs the images `hack/images.sh` built (skipped when they are not built).
+  pytest tests/images tests/node
 fi

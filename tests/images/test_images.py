@@ -13,8 +13,10 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -35,14 +37,15 @@ def _records() -> dict[str, dict[str, str]]:
     if os.geteuid() != 0 or not shutil.which("umoci") or not shutil.which("unshare"):
         pytest.skip("running images needs root, umoci and unshare (hack/images.sh installs umoci)")
     proc = subprocess.run(
-        ["python3", str(SCRIPT), "refs", "--json", *NAMES],
+        [sys.executable, str(SCRIPT), "refs", "--json", *NAMES],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
-    if proc.returncode != 0:
-        pytest.skip(f"images not built from the current sources: {proc.stderr.strip()[-300:]}")
+    if proc.returncode != 0 and "is not built from the current sources" in proc.stderr:
+        pytest.skip(f"images not built: {proc.stderr.strip()[-300:]}")
+    assert proc.returncode == 0, proc.stderr
     return {r["id"]: r for r in json.loads(proc.stdout)}
 
 
@@ -164,7 +167,7 @@ def test_runs_as_65532_on_a_read_only_root(unpacked: dict[str, Unpacked], name: 
 @pytest.mark.parametrize("name", NAMES)
 def test_image_holds_no_build_leftovers(unpacked: dict[str, Unpacked], name: str) -> None:
     rootfs = unpacked[name].rootfs
-    for gone in ("wheels", "src", "root/.cache", "tmp/pip", "etc/apt/apt.conf.d/99mmdebstrap"):
+    for gone in ("wheels", "src", "root/.cache", "tmp/pip"):
         assert not (rootfs / gone).exists(), gone
     assert sorted(p.name for p in (rootfs / "var/lib/apt/lists").iterdir()) in (
         [],
@@ -205,6 +208,8 @@ def trained(unpacked: dict[str, Unpacked], tmp_path_factory: pytest.TempPathFact
     models = tmp_path_factory.mktemp("models")
     output = models / "iris" / "iris-1"
     output.mkdir(parents=True)
+    for directory in (models, models / "iris"):
+        directory.chmod(0o755)  # pytest makes its directories private to root
     os.chown(output, 65532, 65532)  # the volume the pod's fsGroup would make writable
     proc = run(
         unpacked["trainer"],
@@ -259,9 +264,24 @@ def _server(unpacked: dict[str, Unpacked], trained: Trained, digest: str) -> tup
     }
     volumes = {"/mnt/pvc/models": (trained.models, True)}
     command = _command(unpacked["model-server"], env=env, volumes=volumes)
-    return subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    ), port
+    # Own session: unshare ignores SIGTERM, so the signal goes to the whole group (the server
+    # is PID 1 of its namespace and handles SIGTERM itself, as in a pod).
+    server = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    return server, port
+
+
+def _stop(server: Any) -> str:
+    try:
+        os.killpg(server.pid, signal.SIGTERM)
+        output, _ = server.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        output, _ = server.communicate()
+    except ProcessLookupError:
+        output, _ = server.communicate()
+    return str(output)
 
 
 def _get(url: str) -> int:
@@ -295,8 +315,8 @@ def test_model_server_serves_the_trained_artifact(
             answer = json.loads(response.read())
         assert answer["predictions"] == [0, 2]
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        output = _stop(server)
+    assert server.returncode == 0, output  # a clean shutdown on SIGTERM
 
 
 def test_model_server_refuses_a_tampered_artifact(
@@ -306,7 +326,7 @@ def test_model_server_refuses_a_tampered_artifact(
     try:
         output, _ = server.communicate(timeout=120)
     finally:
-        server.kill()
+        _stop(server)
     assert server.returncode == 3, output  # EXIT_ARTIFACT: must not be served
     assert "digest" in output
     assert _get(f"http://127.0.0.1:{port}/readyz") == 0

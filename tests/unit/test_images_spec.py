@@ -96,7 +96,7 @@ def test_base_libraries_come_from_debian_packages() -> None:
     assert "lib/python3.12/os.py" in rels
     assert not [r for r in rels if "/test/" in r or r.endswith(".opt-1.pyc") or "_tkinter" in r]
     assert not [r for r in rels if "site-packages" in r], "packages come from the Dockerfile's pip"
-    packages = images.library_packages(files)
+    packages = images.library_packages(python, files)
     assert {"libssl3", "libffi8", "zlib1g"} <= set(packages)
     assert not [p for p in packages if p.startswith(("libtk", "libx11"))]
 
