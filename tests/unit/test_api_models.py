@@ -82,7 +82,7 @@ def test_deployment_sample() -> None:
     assert spec.model == "iris"
     assert spec.alias == "production"
     assert spec.version is None
-    assert spec.runtime is ServingRuntime.AUTO
+    assert spec.runtime is ServingRuntime.NATIVE
     assert spec.monitoring.labels == {"team": "ml"}
     assert spec.monitoring.drift is not None
     assert spec.monitoring.drift.threshold == 3.0
