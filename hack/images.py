@@ -74,8 +74,9 @@ def say(message: str) -> None:
 
 def sh(*argv: str | Path, capture: bool = False) -> str:
     """Runs a command; its output is progress (stderr) unless captured: stdout is for results."""
-    streams = {"capture_output": True} if capture else {"stdout": sys.stderr}
-    proc = subprocess.run([str(a) for a in argv], check=False, text=True, **streams)  # type: ignore[call-overload]
+    out = subprocess.PIPE if capture else sys.stderr
+    err = subprocess.PIPE if capture else None
+    proc = subprocess.run([str(a) for a in argv], check=False, text=True, stdout=out, stderr=err)
     if proc.returncode != 0:
         detail = (proc.stderr or "")[-3000:] if capture else ""
         raise BuildError(f"{shlex.join(str(a) for a in argv)} exited {proc.returncode}\n{detail}")
