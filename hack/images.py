@@ -187,6 +187,10 @@ def build(img: Image) -> dict[str, str]:
     sh("umoci", "config", "--no-history", "--image", f"{layout}:{tag}", *options)
     sh("umoci", "rm", "--image", f"{layout}:base")
     sh("umoci", "gc", "--layout", layout)
+    if key(img, the_base.key) != k:
+        # What was copied may be newer than what the key says: never cache it under that key.
+        shutil.rmtree(out, ignore_errors=True)
+        raise BuildError(f"{img.id}: the sources changed during the build; run it again")
     (manifest,) = json.loads((layout / "index.json").read_text())["manifests"]
     record = {
         "id": img.id,
