@@ -31,6 +31,9 @@ def _load() -> ModuleType:
 
 
 images = _load()
+# Beside it in hack/, importable once images.py has put its directory on sys.path.
+base_module = importlib.import_module("images_base")
+dockerfile_module = importlib.import_module("images_dockerfile")
 ENTRYPOINTS = {
     "operator": (["modelwerk"], ["run"]),
     "model-server": (["python", "-m", "modelwerk.serving"], []),
@@ -82,21 +85,21 @@ def test_base_stand_in_has_the_pinned_distribution_and_python() -> None:
     assert images.base_of(reference) == ("bookworm", "3.12")
     requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
     assert requires == ">=3.12"
-    python = images.find_python("3.12")
+    python = base_module.find_python("3.12")
     assert python.version.startswith("3.12.")
     # The interpreter copied in is the one whose minor version the tag names.
     assert f"python{python.version.rsplit('.', 1)[0]}" in python.executable.name
 
 
 def test_base_libraries_come_from_debian_packages() -> None:
-    python = images.find_python("3.12")
-    files = images.python_files(python)
+    python = base_module.find_python("3.12")
+    files = base_module.python_files(python)
     rels = {rel for _, rel in files}
     assert "bin/python3.12" in rels
     assert "lib/python3.12/os.py" in rels
     assert not [r for r in rels if "/test/" in r or r.endswith(".opt-1.pyc") or "_tkinter" in r]
     assert not [r for r in rels if "site-packages" in r], "packages come from the Dockerfile's pip"
-    packages = images.library_packages(python, files)
+    packages = base_module.library_packages(python, files)
     assert {"libssl3", "libffi8", "zlib1g"} <= set(packages)
     assert not [p for p in packages if p.startswith(("libtk", "libx11"))]
 
@@ -131,7 +134,7 @@ def test_variants_and_unknown_build_args() -> None:
 
 
 def test_context_is_what_the_dockerignore_admits() -> None:
-    files = images.context_files(ROOT / "images" / "trainer.Dockerfile")
+    files = dockerfile_module.context_files(ROOT / "images" / "trainer.Dockerfile")
     assert {"pyproject.toml", "README.md", "operator/modelwerk/__init__.py"} <= set(files)
     assert all(f in {"pyproject.toml", "README.md"} or f.startswith("operator/") for f in files)
     assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
