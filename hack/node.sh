@@ -42,7 +42,10 @@ alive() { # name
   [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "$1"
 }
 owner() { cat "$run/owner" 2>/dev/null || true; }
-running_for() { [ "$(owner)" = "$1" ] && alive containerd && alive kubelet; }
+# Up means: `up` got to its end (a killed `up` leaves no marker) and all three still run.
+running_for() {
+  [ "$(owner)" = "$1" ] && [ -f "$run/ready" ] && alive containerd && alive kubelet && alive kube-proxy
+}
 
 check() { # cluster
   local other
@@ -224,6 +227,7 @@ up() { # cluster kubeconfig pki-dir
   wait_for "node $node_name Ready" 120 kubectl --kubeconfig "$kubeconfig" wait \
     --for=condition=Ready "node/$node_name" --timeout=2s
   wait_for "kube-proxy healthy" 60 curl -sf "http://127.0.0.1:$proxy_healthz/healthz"
+  touch "$run/ready"
   say "real node $node_name ready; containerd at $socket"
 }
 
@@ -235,9 +239,18 @@ drain() {
   kubectl --kubeconfig "$kubeconfig" cordon "$node_name" >/dev/null 2>&1 || true
   kubectl --kubeconfig "$kubeconfig" delete pods -A --field-selector "spec.nodeName=$node_name" \
     --grace-period=5 --wait=false >/dev/null 2>&1 || true
-  # The kubelet stops the containers, unmounts the volumes and releases the sandboxes' networks.
+  # The kubelet stops the containers, unmounts the volumes and releases the sandboxes' networks;
+  # then the pods leave the API, and no task (sandboxes included) runs any more.
   local deadline=$(( $(date +%s) + 60 ))
-  while [ -n "$(ctr_ containers ls -q 2>/dev/null)" ] && (( $(date +%s) < deadline )); do sleep 1; done
+  while (( $(date +%s) < deadline )); do
+    if [ -z "$(kubectl --kubeconfig "$kubeconfig" get pods -A -o name \
+          --field-selector "spec.nodeName=$node_name" 2>/dev/null)" ] &&
+       ! ctr_ tasks ls 2>/dev/null | grep -q RUNNING; then
+      break
+    fi
+    sleep 0.5
+  done
+  say "pods stopped"
   kubectl --kubeconfig "$kubeconfig" delete "node/$node_name" --wait=false >/dev/null 2>&1 || true
 }
 
@@ -281,6 +294,7 @@ teardown() {
   if [ -n "$kubeconfig" ] && alive containerd && alive kubelet; then drain "$kubeconfig"; fi
   stop kubelet
   stop kube-proxy
+  say "kubelet and kube-proxy stopped"
   # Removes the nftables (and any iptables) rules kube-proxy made.
   if [ -f "$run/bin" ]; then "$(cat "$run/bin")/kube-proxy" --cleanup --v=0 >/dev/null 2>&1 || true; fi
   if alive containerd; then
@@ -291,6 +305,7 @@ teardown() {
     for id in $(ctr_ containers ls -q 2>/dev/null); do ctr_ containers rm "$id" >/dev/null 2>&1 || true; done
   fi
   stop containerd
+  say "containerd stopped"
   for pid in $(our_shims); do kill -9 "$pid" 2>/dev/null || true; done
   unmount_under "$lib"
   unmount_under "$run"

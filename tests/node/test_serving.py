@@ -30,6 +30,8 @@ def _train_on_host(out: Path) -> Path:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELWERK_")}
     env.update(
         {
+            "MODELWERK_RUN": "host",
+            "MODELWERK_MODEL": "iris",
             "MODELWERK_OUTPUT_DIR": str(out),
             "MODELWERK_OUTPUT_URI": "pvc://models/iris/host",
             "MODELWERK_TERMINATION_MESSAGE_PATH": str(out.parent / "report.json"),
@@ -145,17 +147,21 @@ def test_tampered_artifact_never_ready_while_previous_version_serves(
 ) -> None:
     artifact, digest = _serve_v1(namespace, models_claim)
     before = _predict(namespace)
-    # Version 2 claims version 1's digest, but its file was changed after it was hashed.
+    # Version 2 was registered with the digest of its file, and the file changed afterwards.
+    # (Its digest differs from version 1's: the registry refuses a second version of one digest.)
     tampered = models_claim / "iris" / "v2" / artifact.name
     tampered.parent.mkdir(parents=True)
     shutil.copyfile(artifact, tampered)
     with tampered.open("ab") as handle:
-        handle.write(b"tampered")
+        handle.write(b"v2")
+    digest2 = "sha256:" + hashlib.sha256(tampered.read_bytes()).hexdigest()
+    with tampered.open("ab") as handle:
+        handle.write(b" tampered")
     for path in (tampered.parent, tampered):
         os.chown(path, 65532, 65532)
     uri1 = f"pvc://models/{artifact.relative_to(models_claim)}"
     uri2 = f"pvc://models/{tampered.relative_to(models_claim)}"
-    apply(_model([_version(1, uri1, digest), _version(2, uri2, digest)]), namespace)
+    apply(_model([_version(1, uri1, digest), _version(2, uri2, digest2)]), namespace)
     kubectl(
         "patch", "deployments.modelwerk.io", "iris", "-n", namespace,
         "--type=merge", "-p", '{"spec":{"version":2}}',
