@@ -29,7 +29,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from modelwerk.serving import jsonio, v2, workers
+from modelwerk.serving import jsonio, v2_http, workers
 from modelwerk.serving.artifacts import ArtifactError, S3Credentials
 from modelwerk.serving.config import EXIT_ARTIFACT, EXIT_CONFIG, ConfigError, ServerConfig
 from modelwerk.serving.core import Inference, InvalidInput, ModelCore, load_core
@@ -130,7 +130,7 @@ def make_app(state: State) -> web.Application:
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
-    v2.add_routes(app, STATE)
+    v2_http.add_routes(app, STATE)
     return app
 
 

@@ -1,7 +1,7 @@
 """Several native server processes on one port (``MODELWERK_WORKERS`` > 1).
 
-One Python process runs the model on one core at a time (the GIL); the benchmark shows a
-second process on the same port nearly doubling the requests per second a pod answers. The
+One Python process runs the model on one core at a time (the GIL); more processes let a pod
+use more cores (on the shared 2-core benchmark machine two gained little). The
 design keeps the single process' guarantees:
 
 - the first process is the one a pod starts: it opens the port before fetching (liveness holds
