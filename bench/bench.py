@@ -25,7 +25,7 @@ from typing import Any
 import kopf
 from kubernetes import client, config, watch
 
-from modelwerk import constants
+from modelwerk import constants, kinds
 from modelwerk.k8s import Kube
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -359,7 +359,7 @@ async def throughput_scenario(kube: Kube, op: Operator, n: int, models: int) -> 
     wait(lambda: op.queue_depth() == 0, 120, "queue drained")
     versions = 0
     for m in range(models):
-        model = await kube.get(constants.API_VERSION, "Model", f"bench-{m}", NAMESPACE)
+        model = await kube.get(kinds.MODEL, f"bench-{m}", NAMESPACE)
         numbers = [v["version"] for v in (model or {}).get("status", {}).get("versions", [])]
         assert sorted(numbers) == list(range(1, len(numbers) + 1)), "version numbers have gaps"
         versions += len(numbers)

@@ -2,6 +2,7 @@
 # Installs everything the demo and the tests need on a fresh machine, and nothing twice:
 # a Python 3.12 venv in .venv with the package and its extras, the Debian packages, and the
 # control-plane binaries (hack/build-tools.sh, cached under ~/.cache/modelwerk).
+# `--no-tools`: everything but the control-plane binaries (what `hack/test.sh --fast` needs).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 start=$(date +%s)
@@ -47,6 +48,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-say "control-plane binaries"
-"$root/hack/build-tools.sh" >/dev/null
+if [ "${1:-}" != "--no-tools" ]; then
+  say "control-plane binaries"
+  "$root/hack/build-tools.sh" >/dev/null
+fi
 say "ready"

@@ -2,6 +2,7 @@
 # Builds the local control plane's binaries from their pinned Go modules (hack/tools/*) into a
 # cache outside the clone, keyed by a hash of the pins: an unchanged pin is never rebuilt.
 # Prints the bin directory on stdout (last line); progress goes to stderr.
+# `--if-built`: never build; print the bin directory only if everything is already there.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -19,8 +20,14 @@ want=(kube-apiserver kube-controller-manager kube-scheduler kubectl kwok kwokctl
 
 have_all() { for b in "${want[@]}"; do [ -x "$bin/$b" ] || return 1; done; }
 if have_all; then echo "$bin"; exit 0; fi
+if [ "${1:-}" = "--if-built" ]; then exit 0; fi
 
 mkdir -p "$bin"
+# Two builds of one key at once (two checkouts bootstrapping together) would race on the same
+# outputs: the second waits for the first, then finds what it built.
+exec 9>"$bin/.lock"
+flock 9
+if have_all; then echo "$bin"; exit 0; fi
 start=$(date +%s)
 say() { echo "[build-tools +$(( $(date +%s) - start ))s] $*" >&2; }
 say "building control-plane binaries into $bin (the first build on a machine takes 6-10 min on 2 cores)"

@@ -13,7 +13,7 @@ from typing import Any
 from modelwerk.api.common import parse_duration
 from modelwerk.api.deployment import Canary, CanaryState
 from modelwerk.promql import CanaryMeasurement
-from modelwerk.status import parse_time
+from modelwerk.status import format_time, parse_time
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class CanaryPlan:
 
 
 def _iso(at: dt.datetime) -> str:
-    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(at)
 
 
 def plan(

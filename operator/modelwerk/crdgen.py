@@ -19,7 +19,10 @@ import yaml
 from pydantic import BaseModel
 
 from modelwerk.api import KINDS, KindClass
-from modelwerk.api.common import JsonDict, KindInfo
+from modelwerk.api.common import (
+    JsonDict,
+)
+from modelwerk.api.kindinfo import KindInfo
 from modelwerk.constants import GROUP, VERSION
 
 HEADER = (

@@ -12,29 +12,30 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from modelwerk import metrics, webhook
-from modelwerk.runtime import Runtime
+from modelwerk.manager import Manager
 
 
-def _refresh_gauges(rt: Runtime) -> None:
+def _refresh_gauges(mgr: Manager) -> None:
     """Gauges that describe the present are computed when scraped, not kept up to date on
     every event."""
-    for kind, queue in rt.queues.items():
-        metrics.OLDEST_PENDING.labels(kind).set(queue.oldest_pending_seconds())
+    for kind, queue in mgr.queues.items():
+        metrics.OLDEST_PENDING.labels(kind.kind).set(queue.oldest_pending_seconds())
         phases = Counter(
-            (body.get("status") or {}).get("phase") or "Unknown" for body in rt.store(kind).values()
+            (body.get("status") or {}).get("phase") or "Unknown"
+            for body in mgr.store(kind).values()
         )
-        metrics.set_objects(kind, phases)
+        metrics.set_objects(kind.kind, phases)
 
 
-def build_app(rt: Runtime) -> web.Application:
+def build_app(mgr: Manager) -> web.Application:
     async def scrape(_: web.Request) -> web.Response:
-        _refresh_gauges(rt)
+        _refresh_gauges(mgr)
         body = generate_latest(metrics.REGISTRY)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     app = web.Application(client_max_size=webhook.MAX_BODY)
     app.router.add_get("/metrics", scrape)
-    app.router.add_post(webhook.PATH, webhook.handler(rt))
+    app.router.add_post(webhook.PATH, webhook.handler(mgr))
     return app
 
 

@@ -13,73 +13,16 @@ import os
 import ssl
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Final
-from urllib.parse import quote, urlencode
+from typing import Any, Protocol
+from urllib.parse import urlencode
 
 import aiohttp
 import kopf
 
-from modelwerk import constants, metrics, status
+from modelwerk import constants, kinds, metrics, status
+from modelwerk.kinds import Kind
 
 JsonDict = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class ResourceType:
-    api_version: str
-    kind: str
-    plural: str
-    namespaced: bool = True
-
-    def path(self, namespace: str | None = None, name: str | None = None, sub: str = "") -> str:
-        root = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
-        parts = [root]
-        if self.namespaced and namespace:
-            parts.append(f"namespaces/{quote(namespace)}")
-        parts.append(self.plural)
-        if name:
-            parts.append(quote(name))
-        if sub:
-            parts.append(sub)
-        return "/".join(parts)
-
-
-# Every kind the operator reads or writes. A fixed table rather than discovery: the operator
-# only ever touches these, and a table costs no API calls at start-up.
-_TYPES: Final[list[ResourceType]] = [
-    ResourceType(constants.API_VERSION, "Model", constants.MODEL_PLURAL),
-    ResourceType(constants.API_VERSION, "TrainingRun", constants.TRAININGRUN_PLURAL),
-    ResourceType(constants.API_VERSION, "Deployment", constants.DEPLOYMENT_PLURAL),
-    ResourceType("batch/v1", "Job", "jobs"),
-    ResourceType("v1", "Pod", "pods"),
-    ResourceType("v1", "Service", "services"),
-    ResourceType("v1", "Secret", "secrets"),
-    ResourceType("v1", "ServiceAccount", "serviceaccounts"),
-    ResourceType("v1", "Namespace", "namespaces", namespaced=False),
-    ResourceType("v1", "Event", "events"),
-    ResourceType("apps/v1", "Deployment", "deployments"),
-    ResourceType("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
-    ResourceType("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
-    ResourceType("machinelearning.seldon.io/v1", "SeldonDeployment", "seldondeployments"),
-    ResourceType("monitoring.coreos.com/v1", "PrometheusRule", "prometheusrules"),
-    ResourceType("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors"),
-    ResourceType("monitoring.coreos.com/v1", "PodMonitor", "podmonitors"),
-    ResourceType(
-        "apiextensions.k8s.io/v1",
-        "CustomResourceDefinition",
-        "customresourcedefinitions",
-        namespaced=False,
-    ),
-]
-_BY_KIND: Final = {(t.api_version, t.kind): t for t in _TYPES}
-
-
-def resource_type(api_version: str, kind: str) -> ResourceType:
-    try:
-        return _BY_KIND[(api_version, kind)]
-    except KeyError:
-        raise ValueError(f"modelwerk does not manage {kind} in {api_version}") from None
 
 
 class ApiError(Exception):
@@ -120,6 +63,50 @@ def _error(status: int, text: str) -> ApiError:
         403: Forbidden,
     }.get(status, ApiError)
     return cls(status, reason, message)
+
+
+class Api(Protocol):
+    """What reconcilers may ask of the API: Kube below, or the fake of the fast tests."""
+
+    async def get(self, kind: Kind, name: str, namespace: str | None = None) -> JsonDict | None: ...
+
+    async def list(
+        self, kind: Kind, namespace: str | None = None, labels: Mapping[str, str] | None = None
+    ) -> list[JsonDict]: ...
+
+    async def crd_installed(self, name: str) -> bool: ...
+
+    async def apply(self, manifest: Mapping[str, Any]) -> JsonDict: ...
+
+    async def create(self, manifest: Mapping[str, Any]) -> JsonDict: ...
+
+    async def delete(
+        self, kind: Kind, name: str, namespace: str | None = None, *, uid: str | None = None
+    ) -> bool: ...
+
+    async def patch(
+        self,
+        kind: Kind,
+        name: str,
+        namespace: str | None,
+        patch: Mapping[str, Any],
+        *,
+        subresource: str = "",
+    ) -> JsonDict: ...
+
+    async def patch_status(
+        self,
+        body: Mapping[str, Any],
+        status: Mapping[str, Any],
+        *,
+        resource_version: str | None = None,
+    ) -> JsonDict: ...
+
+    async def event(
+        self, involved: Mapping[str, Any], *, reason: str, message: str, type_: str = "Normal"
+    ) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class Kube:
@@ -175,33 +162,25 @@ class Kube:
 
     # --- reads -------------------------------------------------------------------------------
 
-    async def get(
-        self, api_version: str, kind: str, name: str, namespace: str | None = None
-    ) -> JsonDict | None:
-        path = resource_type(api_version, kind).path(namespace, name)
+    async def get(self, kind: Kind, name: str, namespace: str | None = None) -> JsonDict | None:
+        path = kind.path(namespace, name)
         try:
             return await self._request("GET", path)
         except NotFound:
             return None
 
     async def list(
-        self,
-        api_version: str,
-        kind: str,
-        namespace: str | None = None,
-        labels: Mapping[str, str] | None = None,
+        self, kind: Kind, namespace: str | None = None, labels: Mapping[str, str] | None = None
     ) -> list[JsonDict]:
         params = {}
         if labels:
             params["labelSelector"] = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-        result = await self._request(
-            "GET", resource_type(api_version, kind).path(namespace), params=params
-        )
+        result = await self._request("GET", kind.path(namespace), params=params)
         items: list[JsonDict] = result.get("items", [])
         return items
 
     async def crd_installed(self, name: str) -> bool:
-        crd = await self.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", name)
+        crd = await self.get(kinds.CRD, name)
         if crd is None:
             return False
         conditions = crd.get("status", {}).get("conditions", [])
@@ -212,8 +191,7 @@ class Kube:
     async def apply(self, manifest: Mapping[str, Any]) -> JsonDict:
         """Server-side apply: creates or updates the fields the operator owns, leaves the rest."""
         meta = manifest["metadata"]
-        rtype = resource_type(manifest["apiVersion"], manifest["kind"])
-        path = rtype.path(meta.get("namespace"), meta["name"])
+        path = kinds.of_body(manifest).path(meta.get("namespace"), meta["name"])
         params = {"fieldManager": constants.FIELD_MANAGER, "force": "true"}
         return await self._request(
             "PATCH", path, params=params, body=manifest, content_type="application/apply-patch+yaml"
@@ -221,37 +199,26 @@ class Kube:
 
     async def create(self, manifest: Mapping[str, Any]) -> JsonDict:
         meta = manifest["metadata"]
-        rtype = resource_type(manifest["apiVersion"], manifest["kind"])
         params = {"fieldManager": constants.FIELD_MANAGER}
-        return await self._request(
-            "POST", rtype.path(meta.get("namespace")), params=params, body=manifest
-        )
+        path = kinds.of_body(manifest).path(meta.get("namespace"))
+        return await self._request("POST", path, params=params, body=manifest)
 
     async def delete(
-        self,
-        api_version: str,
-        kind: str,
-        name: str,
-        namespace: str | None = None,
-        *,
-        uid: str | None = None,
+        self, kind: Kind, name: str, namespace: str | None = None, *, uid: str | None = None
     ) -> bool:
         """Deletes in the background (children follow by ownerReference); False if already gone."""
         body: JsonDict = {"propagationPolicy": "Background"}
         if uid:
             body["preconditions"] = {"uid": uid}
         try:
-            await self._request(
-                "DELETE", resource_type(api_version, kind).path(namespace, name), body=body
-            )
+            await self._request("DELETE", kind.path(namespace, name), body=body)
         except NotFound:
             return False
         return True
 
     async def patch(
         self,
-        api_version: str,
-        kind: str,
+        kind: Kind,
         name: str,
         namespace: str | None,
         patch: Mapping[str, Any],
@@ -259,7 +226,7 @@ class Kube:
         subresource: str = "",
     ) -> JsonDict:
         """JSON merge patch. Put metadata.resourceVersion in the patch for compare-and-swap."""
-        path = resource_type(api_version, kind).path(namespace, name, subresource)
+        path = kind.path(namespace, name, subresource)
         params = {"fieldManager": constants.FIELD_MANAGER}
         return await self._request(
             "PATCH", path, params=params, body=patch, content_type="application/merge-patch+json"
@@ -277,8 +244,7 @@ class Kube:
         if resource_version:
             patch["metadata"] = {"resourceVersion": resource_version}
         return await self.patch(
-            body["apiVersion"],
-            body["kind"],
+            kinds.of_body(body),
             meta["name"],
             meta.get("namespace"),
             patch,
@@ -324,7 +290,7 @@ class Kube:
         try:
             await self._request(
                 "POST",
-                resource_type("v1", "Event").path(namespace),
+                kinds.EVENT.path(namespace),
                 body=manifest,
             )
         except (TimeoutError, ApiError, aiohttp.ClientError):
@@ -373,11 +339,11 @@ def _as_file(path: str | bytes | os.PathLike[Any] | None, data: str | bytes | No
 
 
 __all__: Sequence[str] = [
+    "Api",
     "ApiError",
     "Conflict",
     "Forbidden",
     "Invalid",
     "Kube",
     "NotFound",
-    "resource_type",
 ]

@@ -1,6 +1,9 @@
 """Reads from Prometheus for canary analysis: the canary version's error rate and p99 latency.
 
-The queries read the model server's own metrics (see modelwerk.serving.metrics)."""
+The queries read the model server's own metrics (their names: modelwerk/contract.py), selected
+by model, version and the `modelwerk_deployment` target label the monitors add (as the generated
+alert rules are): two Deployments of one Model in one namespace serving the same version number
+each see only their own pods' numbers."""
 
 from __future__ import annotations
 
@@ -10,6 +13,9 @@ from dataclasses import dataclass
 import aiohttp
 
 from modelwerk.api.common import parse_duration
+from modelwerk.builders.monitoring import TARGET_DEPLOYMENT
+from modelwerk.builders.promqltext import promql_string
+from modelwerk.contract import REQUEST_DURATION_BUCKET, REQUESTS_TOTAL, SERVER_ERROR
 
 
 class PrometheusError(Exception):
@@ -24,11 +30,11 @@ class CanaryMeasurement:
     latency_p99_ms: float | None
 
 
-def _selector(model: str, version: int, namespace: str | None) -> str:
-    labels = f'model="{model}",version="{version}"'
+def _selector(model: str, version: int, namespace: str | None, deployment: str) -> str:
+    matchers = {"model": model, "version": str(version), TARGET_DEPLOYMENT: deployment}
     if namespace:
-        labels += f',namespace="{namespace}"'
-    return labels
+        matchers["namespace"] = namespace
+    return ",".join(f"{key}={promql_string(value)}" for key, value in matchers.items())
 
 
 def promql_duration(duration: str) -> str:
@@ -38,14 +44,16 @@ def promql_duration(duration: str) -> str:
     return f"{max(millis, 1)}ms"
 
 
-def queries(model: str, version: int, window: str, namespace: str | None = None) -> dict[str, str]:
-    sel = _selector(model, version, namespace)
+def queries(
+    model: str, version: int, window: str, namespace: str | None = None, *, deployment: str
+) -> dict[str, str]:
+    sel = _selector(model, version, namespace, deployment)
     window = promql_duration(window)
     return {
-        "requests": f"sum(rate(modelwerk_requests_total{{{sel}}}[{window}]))",
-        "errors": f'sum(rate(modelwerk_requests_total{{{sel},outcome="server_error"}}[{window}]))',
+        "requests": f"sum(rate({REQUESTS_TOTAL}{{{sel}}}[{window}]))",
+        "errors": f'sum(rate({REQUESTS_TOTAL}{{{sel},outcome="{SERVER_ERROR}"}}[{window}]))',
         "p99": "histogram_quantile(0.99, sum by (le) "
-        f"(rate(modelwerk_request_duration_seconds_bucket{{{sel}}}[{window}])))",
+        f"(rate({REQUEST_DURATION_BUCKET}{{{sel}}}[{window}])))",
     }
 
 
@@ -64,9 +72,15 @@ async def _scalar(session: aiohttp.ClientSession, base: str, query: str) -> floa
 
 
 async def measure_canary(
-    base_url: str, model: str, version: int, window: str, namespace: str | None = None
+    base_url: str,
+    model: str,
+    version: int,
+    window: str,
+    namespace: str | None = None,
+    *,
+    deployment: str,
 ) -> CanaryMeasurement:
-    q = queries(model, version, window, namespace)
+    q = queries(model, version, window, namespace, deployment=deployment)
     timeout = aiohttp.ClientTimeout(total=15)
     try:
         async with aiohttp.ClientSession(timeout=timeout) as session:

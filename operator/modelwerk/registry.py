@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelwerk.api.common import Direction
-from modelwerk.api.model import Model
+from modelwerk.api.model import Model, ModelPhase
+from modelwerk.status import set_condition
 
 Version = dict[str, Any]
 
@@ -121,3 +122,80 @@ def metric_of_alias(
     version = find_number(versions, number)
     value = None if version is None else (version.get("metrics") or {}).get(metric)
     return number, (None if value is None else float(value))
+
+
+def desired_status(
+    body: Mapping[str, Any], at: str, new_version: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The Model's status from its spec and registered versions (plus one being registered)."""
+    model = Model.from_body(body)
+    old: dict[str, Any] = dict(body.get("status") or {})
+    versions = list(old.get("versions") or [])
+    if new_version is not None:
+        versions.append(dict(new_version))
+    resolution = resolve(model, versions, at)
+    generation = body["metadata"].get("generation")
+    conditions = old.get("conditions") or []
+    if resolution.problems:
+        conditions = set_condition(
+            conditions,
+            "Ready",
+            "False",
+            "VersionConflict",
+            "; ".join(resolution.problems),
+            generation,
+            at=at,
+        )
+        phase = ModelPhase.DEGRADED
+    else:
+        count = len(resolution.versions)
+        conditions = set_condition(
+            conditions,
+            "Ready",
+            "True",
+            "Resolved",
+            f"{count} version(s) registered" if count else "no version registered yet",
+            generation,
+            at=at,
+        )
+        phase = ModelPhase.READY if resolution.versions else ModelPhase.PENDING
+    status = {
+        **old,
+        "versions": resolution.versions,
+        "aliases": resolution.aliases,
+        "conditions": conditions,
+        "phase": str(phase),
+        "observedGeneration": generation,
+    }
+    if resolution.versions:
+        status["latestVersion"] = max(int(v["version"]) for v in resolution.versions)
+    else:
+        status.pop("latestVersion", None)
+    return status
+
+
+class Unresolvable(LookupError):
+    """A version or alias that names no servable version; `reason` is a condition reason."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def lookup(
+    status: Mapping[str, Any], model: str, version: int | None = None, alias: str | None = None
+) -> Mapping[str, Any]:
+    """The registered version an alias or a number names, in a Model's status: the one
+    resolution the Deployment reconciler and the kubectl plugin share."""
+    versions = status.get("versions") or []
+    if alias is not None:
+        number = (status.get("aliases") or {}).get(alias)
+        if number is None:
+            raise Unresolvable("AliasNotSet", f"Model {model} has no alias {alias!r}")
+    else:
+        number = version
+    entry = find_number(versions, int(number or 0))
+    if entry is None:
+        raise Unresolvable("VersionNotFound", f"Model {model} has no version {number}")
+    return entry

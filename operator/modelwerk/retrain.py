@@ -18,7 +18,7 @@ from modelwerk import constants
 from modelwerk.api.common import parse_duration
 from modelwerk.api.model import Model
 from modelwerk.naming import child_name
-from modelwerk.status import parse_time
+from modelwerk.status import format_time, parse_time
 
 MAX_RECORDED_TRIGGERS = 20
 LABEL_RETRAIN = f"{constants.LABEL_PREFIX}/retrain"
@@ -86,8 +86,7 @@ def decide(
     if started and at - max(started) < cooldown:
         return Decision(
             False,
-            f"in cooldown ({policy.cooldown}) since the run started at "
-            f"{max(started).strftime('%Y-%m-%dT%H:%M:%SZ')}",
+            f"in cooldown ({policy.cooldown}) since the run started at {format_time(max(started))}",
         )
     if unfinished_runs >= policy.max_concurrent:
         return Decision(
@@ -130,7 +129,7 @@ def record(
     run: str | None,
 ) -> list[dict[str, Any]]:
     entry: dict[str, Any] = {
-        "at": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "at": format_time(at),
         "reason": trigger.reason,
         "key": trigger.key,
         "message": decision.message,

@@ -12,8 +12,7 @@ from typing import Any
 
 import kopf
 
-from modelwerk import constants
-from modelwerk.wiring import CHILDREN
+from modelwerk import kinds
 
 
 @kopf.on.startup(id="settings")
@@ -34,10 +33,10 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     # Only the pods and Jobs of training runs, and only the children of modelwerk Deployments,
     # are of interest: let the apiserver filter them (the handlers' label filters alone would
     # still stream every pod of the cluster to the operator).
-    for group, version, plural in (("", "v1", "pods"), ("batch", "v1", "jobs")):
-        settings.watching.label_selectors[group, version, plural] = constants.LABEL_TRAININGRUN
-    for group, version, plural, _store in CHILDREN:
-        settings.watching.label_selectors[group, version, plural] = constants.LABEL_DEPLOYMENT
+    for kind in kinds.CACHED:
+        if kind.cache is not None and kind.cache.owner_label is not None:
+            key = (kind.group, kind.version, kind.plural)
+            settings.watching.label_selectors[key] = kind.cache.owner_label
     # List in pages at start-up: one response with every object at once is a memory spike the
     # process never gives back.
     settings.watching.chunk_size = 500

@@ -10,13 +10,22 @@ ConditionStatus = Literal["True", "False", "Unknown"]
 Condition = dict[str, Any]
 
 
-def now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def format_time(at: dt.datetime) -> str:
+    """A Kubernetes timestamp (RFC 3339, whole seconds, `Z`) of an aware datetime; the inverse
+    of parse_time."""
+    return (at if at.tzinfo is None else at.astimezone(dt.UTC)).strftime(TIME_FORMAT)
 
 
 def parse_time(value: str) -> dt.datetime:
     """A Kubernetes timestamp (RFC 3339, `Z` for UTC) as an aware datetime."""
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def now() -> str:
+    return format_time(dt.datetime.now(dt.UTC))
 
 
 def set_condition(

@@ -11,8 +11,9 @@ from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 
-Body = dict[str, Any]
-ObjectKey = tuple[str, str]  # (namespace, name)
+from modelwerk.projections import Body, ObjectKey
+
+__all__ = ["Body", "ObjectKey", "Store", "key_of", "newer"]
 
 
 def key_of(body: Mapping[str, Any]) -> ObjectKey:
@@ -28,12 +29,12 @@ class Store:
     def __init__(
         self,
         project: Callable[[Mapping[str, Any]], Body] = _keep_all,
-        indexes: Mapping[str, Callable[[Mapping[str, Any]], Iterable[Hashable]]] | None = None,
+        indexes: Mapping[Any, Callable[[Mapping[str, Any]], Iterable[Hashable]]] | None = None,
     ) -> None:
         self._project = project
         self._objects: dict[ObjectKey, Body] = {}
         self._index_funcs = dict(indexes or {})
-        self._indexes: dict[str, defaultdict[Hashable, set[ObjectKey]]] = {
+        self._indexes: dict[Hashable, defaultdict[Hashable, set[ObjectKey]]] = {
             name: defaultdict(set) for name in self._index_funcs
         }
 
@@ -73,7 +74,7 @@ class Store:
     def get(self, key: ObjectKey) -> Body | None:
         return self._objects.get(key)
 
-    def by_index(self, index: str, value: Hashable) -> list[Body]:
+    def by_index(self, index: Hashable, value: Hashable) -> list[Body]:
         return [self._objects[k] for k in sorted(self._indexes[index].get(value, ()))]
 
     def values(self) -> Iterable[Body]:

@@ -13,8 +13,8 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modelwerk import retrain
-from modelwerk.reconcilers import retrain as retrain_reconciler
-from modelwerk.runtime import Runtime
+from modelwerk.manager import Manager
+from modelwerk.reconcilers import triggers
 
 log = logging.getLogger(__name__)
 PATH = "/webhooks/alertmanager"
@@ -55,10 +55,10 @@ def _authorised(request: web.Request, token_file: str) -> bool:
     )
 
 
-def handler(rt: Runtime) -> Any:
+def handler(mgr: Manager) -> Any:
     async def receive(request: web.Request) -> web.Response:
         peer = request.remote
-        if not _authorised(request, rt.config.webhook_token_file):
+        if not _authorised(request, mgr.config.webhook_token_file):
             log.warning("refused unauthenticated Alertmanager delivery from %s", peer)
             return web.json_response({"error": "unauthorized"}, status=401)
         if request.content_length is not None and request.content_length > MAX_BODY:
@@ -70,13 +70,13 @@ def handler(rt: Runtime) -> Any:
             return web.json_response({"error": "malformed payload"}, status=400)
         results = []
         for alert in payload.alerts:
-            results.append(await _handle(rt, alert))
+            results.append(await _handle(mgr, alert))
         return web.json_response({"results": results})
 
     return receive
 
 
-async def _handle(rt: Runtime, alert: Alert) -> dict[str, str]:
+async def _handle(mgr: Manager, alert: Alert) -> dict[str, str]:
     name = alert.labels.get("alertname", "")
     namespace, model = alert.labels.get("namespace"), alert.labels.get("model")
     result = {"alert": name, "fingerprint": alert.fingerprint}
@@ -84,9 +84,9 @@ async def _handle(rt: Runtime, alert: Alert) -> dict[str, str]:
         return {**result, "result": "ignored: not firing"}
     if not namespace or not model:
         return {**result, "result": "ignored: no namespace/model labels"}
-    if not rt.config.watches(namespace):
+    if not mgr.config.watches(namespace):
         return {**result, "result": f"ignored: namespace {namespace} is not watched"}
     trigger = retrain.Trigger("Alert", retrain.alert_key(alert.fingerprint, alert.starts_at), name)
-    message = await retrain_reconciler.fire(rt, (namespace, model), trigger)
+    message = await triggers.fire(mgr, (namespace, model), trigger)
     log.info("alert %s for %s/%s: %s", name, namespace, model, message)
     return {**result, "result": message}

@@ -149,8 +149,15 @@ class ModelServer:
     model_name: str
     version: int
     log_path: Path
+    deployment: str | None = None
+    """The modelwerk Deployment this server stands in for: Prometheus labels its series with
+    `modelwerk_deployment`, as the ServiceMonitor's relabelling does for a pod."""
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def target_labels(self) -> dict[str, str]:
+        return {"modelwerk_deployment": self.deployment} if self.deployment else {}
 
     @property
     def address(self) -> str:
@@ -221,11 +228,22 @@ class ModelServer:
 
 @contextlib.contextmanager
 def model_servers(
-    workdir: Path, model_name: str, artifacts: Mapping[int, Artifact]
+    workdir: Path,
+    model_name: str,
+    artifacts: Mapping[int, Artifact],
+    *,
+    deployment: str | None = None,
 ) -> Iterator[dict[int, ModelServer]]:
     """One model server per version, all stopped on exit."""
+    prefix = f"{deployment}-" if deployment else ""
     servers = {
-        number: ModelServer(artifact, model_name, number, workdir / f"server-v{number}.log")
+        number: ModelServer(
+            artifact,
+            model_name,
+            number,
+            workdir / f"server-{prefix}v{number}.log",
+            deployment=deployment,
+        )
         for number, artifact in artifacts.items()
     }
     try:
@@ -242,7 +260,8 @@ def model_servers(
 @dataclass
 class Prometheus:
     workdir: Path
-    targets: Sequence[str]
+    targets: Mapping[str, Mapping[str, str]]
+    """Address -> the labels Prometheus adds to every series scraped from it."""
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
@@ -265,7 +284,10 @@ class Prometheus:
                     "scrape_configs": [
                         {
                             "job_name": "model-servers",
-                            "static_configs": [{"targets": list(self.targets)}],
+                            "static_configs": [
+                                {"targets": [target], "labels": dict(labels)}
+                                for target, labels in self.targets.items()
+                            ],
                         }
                     ],
                 },
@@ -319,8 +341,9 @@ class Prometheus:
 
 
 @contextlib.contextmanager
-def prometheus(workdir: Path, targets: Sequence[str]) -> Iterator[Prometheus]:
-    prom = Prometheus(workdir, targets)
+def prometheus(workdir: Path, servers: Sequence[ModelServer]) -> Iterator[Prometheus]:
+    """Prometheus scraping `servers`, each with its target labels."""
+    prom = Prometheus(workdir, {s.address: s.target_labels for s in servers})
     try:
         prom.start()
         yield prom

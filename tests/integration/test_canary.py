@@ -85,8 +85,8 @@ def stack(
     operator of this test's own reading that Prometheus; all stopped afterwards, and the session
     operator started again."""
     with contextlib.ExitStack() as stack:
-        servers = stack.enter_context(model_servers(tmp_path, MODEL, artifacts))
-        prom = stack.enter_context(prometheus(tmp_path, [s.address for s in servers.values()]))
+        servers = stack.enter_context(model_servers(tmp_path, MODEL, artifacts, deployment=MODEL))
+        prom = stack.enter_context(prometheus(tmp_path, list(servers.values())))
         proc = stack.enter_context(
             own_operator(
                 operator,
@@ -122,12 +122,13 @@ def canary_state(obj: dict[str, Any]) -> str | None:
     return str(state) if state is not None else None
 
 
-def wait_scraped(stack: Stack, version: int) -> None:
+def wait_scraped(prom: Prometheus, version: int, deployment: str = MODEL) -> None:
     """Until Prometheus has a rate of requests for the version (two scrapes with traffic)."""
-    query = f'sum(rate(modelwerk_requests_total{{model="{MODEL}",version="{version}"}}[5s]))'
+    labels = f'model="{MODEL}",version="{version}",modelwerk_deployment="{deployment}"'
+    query = f"sum(rate(modelwerk_requests_total{{{labels}}}[5s]))"
     wait_for(
-        f"Prometheus to see requests to version {version}",
-        lambda: (stack.prometheus.query_value(query) or 0) > 0,
+        f"Prometheus to see requests to version {version} of {deployment}",
+        lambda: (prom.query_value(query) or 0) > 0,
         timeout=30,
     )
 
@@ -158,7 +159,7 @@ def nudge(stack: Stack) -> None:
 def test_canary_promoted_after_every_step(stack: Stack) -> None:
     ns = stack.namespace
     stack.traffic.add(Stream(stack.servers[1].predict_url, rate=10))
-    wait_scraped(stack, 1)
+    wait_scraped(stack.prometheus, 1)
 
     with Watch(MWD, ns) as watch:
         wait_for("the watch to list the Deployment", watch.snapshot)
@@ -244,7 +245,7 @@ def test_canary_rolled_back_on_latency(stack: Stack) -> None:
     ns = stack.namespace
     stack.traffic.add(Stream(stack.servers[1].predict_url, rate=10))
     stack.traffic.add(Stream(stack.servers[2].predict_url, rate=4, batch=HEAVY_BATCH))
-    wait_scraped(stack, 2)
+    wait_scraped(stack.prometheus, 2)
 
     # A fractional Go duration, as the API admits: the PromQL window becomes 4800ms (PromQL
     # itself refuses `0.08m`).
@@ -290,3 +291,79 @@ def test_canary_rolled_back_on_latency(stack: Stack) -> None:
     assert obj["status"]["rejectedVersions"] == [2]
     assert list(version_deployments(ns, MODEL)) == [1]
     assert [e["reason"] for e in events_of(ns, MODEL)].count("CanaryRolledBack") == 1
+
+
+# --- 7c. two Deployments of one Model in one namespace ---------------------------------------
+
+
+def test_two_deployments_of_one_model_never_mix_their_numbers(
+    namespace: str,
+    operator: OperatorProcess,
+    kubeconfig: str,
+    tmp_path: Path,
+    artifacts: dict[int, Artifact],
+) -> None:
+    """iris-a and iris-b serve the same Model in one namespace, both with version 2 as canary.
+    Only iris-a's canary gets requests: iris-a is promoted, while iris-b's analysis sees none of
+    iris-a's requests to the same version number and holds (NoTraffic). Once iris-b's own canary
+    gets requests, it is promoted on its own numbers."""
+    ns = namespace
+    names = ("iris-a", "iris-b")
+    with contextlib.ExitStack() as stack:
+        servers = {
+            name: stack.enter_context(model_servers(tmp_path, MODEL, artifacts, deployment=name))
+            for name in names
+        }
+        prom = stack.enter_context(
+            prometheus(
+                tmp_path, [s for by_version in servers.values() for s in by_version.values()]
+            )
+        )
+        stack.enter_context(
+            own_operator(
+                operator,
+                kubeconfig,
+                tmp_path / "operator.log",
+                "--namespace",
+                ns,
+                "--prometheus-url",
+                prom.url,
+                env={"MODELWERK_PROMETHEUS_NAMESPACE_LABEL": "false"},
+            )
+        )
+        load = stack.enter_context(traffic(max_seconds=150))
+        model_with(ns, artifacts[1].declared_version(1), artifacts[2].declared_version(2))
+        for name in names:
+            apply(deployment_manifest(name, MODEL, version=1, runtime="native", replicas=2), ns)
+        for name in names:
+            wait_available(ns, name, version=1, ready=2)
+
+        for name in names:
+            load.add(Stream(servers[name][1].predict_url, rate=5))
+        load.add(Stream(servers["iris-a"][2].predict_url, rate=10))
+        wait_scraped(prom, 2, "iris-a")
+        for name in names:
+            patch(MWD, ns, name, canary(maxErrorRatePercent=50, maxLatencyP99Ms=10000))
+
+        wait_mwd(ns, "iris-a", "canary Promoted", lambda o: canary_state(o) == "Promoted")
+        # iris-b was measured after its first interval as well (both started together), while
+        # iris-a's canary had requests all along: none of them counted for iris-b.
+        held = wait_mwd(
+            ns,
+            "iris-b",
+            "analysis waiting for its own canary traffic",
+            lambda o: has_condition(o, "CanaryAnalysis", "Unknown", "NoTraffic"),
+            timeout=30,
+        )
+        assert held["status"]["canary"]["state"] == "Progressing"
+        assert held["status"]["canary"]["step"] == 0
+        assert "modelwerk_deployment='iris-b'" in (condition(held, "CanaryAnalysis") or {}).get(
+            "message", ""
+        )
+        assert load.count(servers["iris-b"][2].predict_url) == 0
+
+        load.add(Stream(servers["iris-b"][2].predict_url, rate=10))
+        obj = wait_mwd(ns, "iris-b", "canary Promoted", lambda o: canary_state(o) == "Promoted")
+        assert obj["status"]["canary"]["errorRatePercent"] == 0
+        assert 0 < obj["status"]["canary"]["latencyP99Ms"] < 10000
+        assert load.errors == []

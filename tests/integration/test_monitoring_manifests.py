@@ -14,12 +14,9 @@ import pytest
 
 from modelwerk.api.deployment import Deployment
 from modelwerk.builders.common import Manifest
-from modelwerk.builders.monitoring import (
-    build_pod_monitor,
-    build_prometheus_rule,
-    build_service_monitor,
-)
+from modelwerk.builders.monitoring import build_pod_monitor, build_service_monitor
 from modelwerk.builders.operator_rules import build_operator_prometheus_rule
+from modelwerk.builders.rules import build_prometheus_rule
 from tests.integration.cluster import KubectlError, get, kubectl, wait_for
 
 pytestmark = pytest.mark.integration

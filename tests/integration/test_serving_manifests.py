@@ -15,15 +15,10 @@ from typing import Any
 import pytest
 
 from modelwerk.api import Deployment
+from modelwerk.builders.modelserver import ServedVersion
+from modelwerk.builders.native import build_hpa, build_pdb, build_service, build_version_deployment
+from modelwerk.builders.replicas import split_replicas
 from modelwerk.builders.seldon import build_seldon_deployment
-from modelwerk.builders.serving import (
-    ServedVersion,
-    build_hpa,
-    build_pdb,
-    build_service,
-    build_version_deployment,
-    split_replicas,
-)
 from modelwerk.constants import FIELD_MANAGER, LABEL_DEPLOYMENT, LABEL_MODEL_VERSION
 from tests.integration.cluster import get, get_list, kubectl, wait_for
 

@@ -21,7 +21,7 @@ from modelwerk.api import (
     Framework,
     Model,
     ModelStatus,
-    Runtime,
+    ServingRuntime,
     TrainingRun,
     TrainingRunPhase,
     TrainingRunSpec,
@@ -82,7 +82,7 @@ def test_deployment_sample() -> None:
     assert spec.model == "iris"
     assert spec.alias == "production"
     assert spec.version is None
-    assert spec.runtime is Runtime.AUTO
+    assert spec.runtime is ServingRuntime.AUTO
     assert spec.monitoring.labels == {"team": "ml"}
     assert spec.monitoring.drift is not None
     assert spec.monitoring.drift.threshold == 3.0
@@ -128,7 +128,7 @@ def test_trainingrun_defaults() -> None:
 
 def test_deployment_defaults() -> None:
     spec = DeploymentSpec.model_validate({"model": "iris", "version": 3})
-    assert spec.runtime is Runtime.AUTO
+    assert spec.runtime is ServingRuntime.AUTO
     assert spec.replicas == 1
     assert spec.monitoring.enabled is True
     assert spec.autoscaling is None

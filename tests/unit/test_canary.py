@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from modelwerk.api.deployment import Canary, CanaryState
@@ -103,9 +104,39 @@ def test_a_limit_not_set_is_not_judged() -> None:
 
 
 def test_queries_select_the_canary_version_and_window() -> None:
-    q = queries("iris", 2, "30000ms", namespace="ml")
-    assert 'model="iris",version="2",namespace="ml"' in q["requests"]
+    q = queries("iris", 2, "30000ms", namespace="ml", deployment="iris-eu")
+    assert 'model="iris",version="2",modelwerk_deployment="iris-eu",namespace="ml"' in q["requests"]
     assert 'outcome="server_error"' in q["errors"]
     assert q["p99"].startswith("histogram_quantile(0.99")
     assert "[30000ms]" in q["p99"]
-    assert "namespace" not in queries("iris", 2, "1m")["requests"]
+    assert "namespace" not in queries("iris", 2, "1m", deployment="iris-eu")["requests"]
+
+
+def test_queries_select_the_deployment_so_two_deployments_never_mix() -> None:
+    a = queries("iris", 2, "1m", "ml", deployment="iris-a")
+    b = queries("iris", 2, "1m", "ml", deployment="iris-b")
+    for key in ("requests", "errors", "p99"):
+        assert 'modelwerk_deployment="iris-a"' in a[key]
+        assert 'modelwerk_deployment="iris-b"' in b[key]
+        assert a[key] != b[key]
+
+
+def test_queries_quote_label_values() -> None:
+    q = queries('ir"is', 2, "1m", deployment="a\\b")
+    assert 'model="ir\\"is"' in q["requests"]
+    assert 'modelwerk_deployment="a\\\\b"' in q["requests"]
+
+
+def test_queries_select_only_labels_the_scraped_series_carry() -> None:
+    """Every label the canary queries match is either the model server's own (model, version,
+    outcome, le) or one the ServiceMonitor/PodMonitor relabelling adds, or Prometheus
+    Operator's namespace: a label nobody sets would make the canary see no traffic at all."""
+    from modelwerk.builders.monitoring import target_relabelings
+
+    added = {r["targetLabel"] for r in target_relabelings()}
+    assert "modelwerk_deployment" in added
+    own = {"model", "version", "outcome", "le", "namespace"}
+    for query in queries("iris", 2, "1m", "ml", deployment="iris-a").values():
+        for matchers in re.findall(r"\{([^}]*)\}", query):
+            keys = {m.split("=", 1)[0] for m in matchers.split(",")}
+            assert keys <= own | added, (query, keys - own - added)

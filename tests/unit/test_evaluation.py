@@ -10,7 +10,8 @@ import pytest
 from modelwerk.api.common import Lineage
 from modelwerk.api.trainingrun import EvaluationResult, TrainingRun
 from modelwerk.builders.job import hyperparameters_hash
-from modelwerk.reconcilers.trainingrun import evaluate, lineage, ttl_remaining
+from modelwerk.evaluation import evaluate, lineage
+from modelwerk.jobstate import ttl_remaining
 
 DIGEST = "sha256:" + "cd" * 32
 

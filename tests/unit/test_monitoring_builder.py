@@ -10,25 +10,18 @@ from typing import Any
 import pytest
 import yaml
 
-from modelwerk import constants
+from modelwerk import constants, contract
 from modelwerk.api.deployment import Deployment
-from modelwerk.builders import monitoring
-from modelwerk.builders.monitoring import (
-    build_pod_monitor,
-    build_prometheus_rule,
-    build_service_monitor,
-    drift_features,
-    number,
-    promql_string,
-    rule_groups,
-    template_literal,
-)
+from modelwerk.builders import monitoring, rules
+from modelwerk.builders.monitoring import build_pod_monitor, build_service_monitor
 from modelwerk.builders.operator_rules import (
     build_operator_prometheus_rule,
     build_operator_rule_groups,
     helm_escape,
     operator_rules_yaml,
 )
+from modelwerk.builders.promqltext import number, promql_string, template_literal
+from modelwerk.builders.rules import build_prometheus_rule, drift_features, rule_groups
 
 BODY: dict[str, Any] = {
     "apiVersion": "modelwerk.io/v1alpha1",
@@ -161,11 +154,11 @@ def test_pod_monitor() -> None:
 def test_service_monitor_selects_the_serving_service() -> None:
     """The ServiceMonitor selects the native runtime's Service, by a label it carries, on the
     port it names."""
-    from modelwerk.builders import serving
+    from modelwerk.builders import native
 
     dep = deployment()
     selector = build_service_monitor(dep, BODY)["spec"]["selector"]["matchLabels"]
-    service = serving.build_service(dep, BODY)
+    service = native.build_service(dep, BODY)
     assert selector.items() <= service["metadata"]["labels"].items()
     assert service["spec"]["ports"][0]["name"] == monitoring.METRICS_PORT
     assert build_pod_monitor(dep, BODY)["spec"]["selector"]["matchLabels"] == selector
@@ -459,11 +452,11 @@ def test_drift_window_and_for() -> None:
         "15m",
     }
     # The defaults: the names and values the golden dicts above spell out.
-    assert monitoring.feature_mean_record(monitoring.DRIFT_WINDOW) == monitoring.FEATURE_MEAN_RECORD
+    assert rules.feature_mean_record(rules.DRIFT_WINDOW) == rules.FEATURE_MEAN_RECORD
     default = deployment(monitoring={"drift": {}})
-    assert (monitoring.drift_window(default), monitoring.drift_for(default)) == ("10m", "5m")
+    assert (rules.drift_window(default), rules.drift_for(default)) == ("10m", "5m")
     no_drift = deployment(monitoring={})
-    assert (monitoring.drift_window(no_drift), monitoring.drift_for(no_drift)) == ("10m", "5m")
+    assert (rules.drift_window(no_drift), rules.drift_for(no_drift)) == ("10m", "5m")
 
 
 @pytest.mark.parametrize(
@@ -491,16 +484,27 @@ def test_promql_helpers() -> None:
     assert template_literal("a {{b}} c") == 'a {{ "{{" }}b{{ "}}" }} c'
 
 
-def test_metric_names_are_the_model_servers() -> None:
-    from modelwerk.serving import metrics
+def test_the_rules_read_the_series_the_model_server_exports() -> None:
+    """The rules and the server share contract.py; the server really exports those names."""
+    from modelwerk.serving.metrics import PrometheusMetrics
 
-    assert monitoring.REQUESTS_TOTAL == metrics.REQUESTS + "_total"
-    assert monitoring.REQUEST_DURATION_BUCKET == metrics.REQUEST_DURATION + "_bucket"
-    assert monitoring.MODEL_INFO == metrics.MODEL_INFO
-    assert monitoring.FEATURE_COUNT_TOTAL == metrics.FEATURE_COUNT + "_total"
-    assert monitoring.FEATURE_POSITIVE_SUM_TOTAL == metrics.FEATURE_POSITIVE_SUM + "_total"
-    assert monitoring.FEATURE_NEGATIVE_SUM_TOTAL == metrics.FEATURE_NEGATIVE_SUM + "_total"
-    assert monitoring.SERVER_ERROR == metrics.SERVER_ERROR
+    server = PrometheusMetrics("iris", "4")
+    server.set_info("sha256:" + "0" * 64)
+    server.observe(contract.SERVER_ERROR, 0.1)
+    exposed = server.exposition()[0].decode()
+    for name in (contract.REQUESTS_TOTAL, contract.REQUEST_DURATION_BUCKET, contract.MODEL_INFO):
+        assert f"\n{name}{{" in exposed, name
+    assert f'outcome="{contract.SERVER_ERROR}"' in exposed
+    text = yaml.safe_dump(rule_groups(deployment(), [(4, BASELINE)]))
+    for name in (
+        contract.REQUESTS_TOTAL,
+        contract.REQUEST_DURATION_BUCKET,
+        contract.MODEL_INFO,
+        contract.FEATURE_COUNT_TOTAL,
+        contract.FEATURE_POSITIVE_SUM_TOTAL,
+        contract.FEATURE_NEGATIVE_SUM_TOTAL,
+    ):
+        assert name in text, name
 
 
 # --- the operator's own rules ---------------------------------------------------------------

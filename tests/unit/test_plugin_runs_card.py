@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from modelwerk import kubectl_plugin as plugin
-from modelwerk import plugin_card, plugin_runs
+from modelwerk.plugin import card as plugin_card
+from modelwerk.plugin import runs as plugin_runs
 from tests.unit import golden
 
 DATA = "sha256:" + "7a" * 32

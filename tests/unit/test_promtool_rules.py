@@ -25,9 +25,9 @@ import pytest
 import yaml
 
 from modelwerk.api.deployment import Deployment
-from modelwerk.builders import monitoring
-from modelwerk.builders.monitoring import rule_groups
+from modelwerk.builders import rules
 from modelwerk.builders.operator_rules import build_operator_rule_groups, to_yaml
+from modelwerk.builders.rules import rule_groups
 
 PROMTOOL_TESTS = Path(__file__).resolve().parents[1] / "promtool"
 TEST_FILES = sorted(PROMTOOL_TESTS.glob("*.test.yaml"))
@@ -140,10 +140,10 @@ def test_every_alert_is_tested_firing_and_silent() -> None:
             for check in case.get("alert_rule_test", []):
                 expected = check.get("exp_alerts") or []
                 (firing if expected else silent).add(check["alertname"])
-                if check["alertname"] == monitoring.ALERT_DATA_DRIFT:
+                if check["alertname"] == rules.ALERT_DATA_DRIFT:
                     drift_features |= {a["exp_labels"]["feature"] for a in expected}
     assert defined - firing == set(), "alerts never tested firing"
     assert defined - silent == set(), "alerts never tested silent"
-    usable, skipped = monitoring.drift_features(BASELINE_4)
+    usable, skipped = rules.drift_features(BASELINE_4)
     assert set(usable) == drift_features
     assert set(skipped) == {"constant"}

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from modelwerk.api import Deployment
+from modelwerk.builders.modelserver import ServedVersion
 from modelwerk.builders.seldon import build_seldon_deployment
-from modelwerk.builders.serving import ANNOTATION_SPEC_HASH, ServedVersion, spec_hash
+from modelwerk.builders.spechash import ANNOTATION_SPEC_HASH, spec_hash
 
 DIGEST_4 = "sha256:" + "4" * 64
 DIGEST_5 = "sha256:" + "5" * 64

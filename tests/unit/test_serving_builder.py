@@ -12,21 +12,21 @@ import pytest
 
 from modelwerk.api import Deployment
 from modelwerk.api.model import ModelVersion
-from modelwerk.builders import seldon, serving
-from modelwerk.builders.serving import (
-    ANNOTATION_SPEC_HASH,
-    ServedVersion,
-    autoscaling_bounds,
+from modelwerk.builders import common, seldon
+from modelwerk.builders.modelserver import ServedVersion
+from modelwerk.builders.native import (
     build_hpa,
     build_pdb,
     build_service,
     build_version_deployment,
-    canary_share_percent,
     endpoint,
+    version_deployment_name,
+)
+from modelwerk.builders.replicas import autoscaling_bounds, canary_share_percent, split_replicas
+from modelwerk.builders.spechash import (
+    ANNOTATION_SPEC_HASH,
     observed_spec_hash,
     spec_hash,
-    split_replicas,
-    version_deployment_name,
     with_spec_hash,
 )
 
@@ -724,4 +724,4 @@ def test_builders_do_not_share_mutable_state() -> None:
     assert (
         two["spec"]["template"]["spec"]["containers"][0]["securityContext"]["privileged"] is False
     )
-    assert serving.POD_SECURITY_CONTEXT["runAsUser"] == 65532
+    assert common.POD_SECURITY_CONTEXT["runAsUser"] == 65532

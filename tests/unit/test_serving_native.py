@@ -253,8 +253,23 @@ def test_not_ready_until_the_download_is_verified(
         wait_until(responds(f"{base}/healthz"), server=server, what="/healthz")
         loading = http("GET", f"{base}/readyz")
         assert (loading.status, loading.json()) == (503, {"status": "loading"})
+        # The same through the Open Inference Protocol: not ready, and no inference.
+        assert http("GET", f"{base}/v2/health/live").status == 200
+        assert http("GET", f"{base}/v2/health/ready").status == 503
+        assert http("GET", f"{base}/v2/models/iris/ready").json() == {
+            "name": "iris",
+            "ready": False,
+        }
+        v2_body = {
+            "inputs": [
+                {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [6.7, 3.0, 5.2, 2.3]}
+            ]
+        }
+        assert http("POST", f"{base}/v2/models/iris/infer", v2_body).status == 503
         gate.set()
         wait_until(responds(f"{base}/readyz"), server=server, what="/readyz")
         result = http("POST", f"{base}/predict", {"instances": [[6.7, 3.0, 5.2, 2.3]]})
         assert result.json() == {"predictions": [2]}
+        v2 = http("POST", f"{base}/v2/models/iris/infer", v2_body)
+        assert v2.json()["outputs"][0]["data"] == [2]
     assert (tmp_path / "artifacts" / "model.joblib").read_bytes() == trained.artifact.read_bytes()

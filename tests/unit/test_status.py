@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from modelwerk.api.model import ModelStatus
-from modelwerk.reconcilers.model import desired_status
-from modelwerk.registry import next_number
+from modelwerk.registry import desired_status, next_number
 from modelwerk.status import get_condition, is_true, now, set_condition, status_changed
 
 T0 = "2024-05-01T10:00:00Z"

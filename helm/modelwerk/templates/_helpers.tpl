@@ -77,55 +77,26 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{/* RBAC ----------------------------------------------------------------------------------
-     What the operator does in the namespaces it watches, derived from the code:
-     handlers/ watch (get/list/watch), reconcilers/ server-side apply (patch; create for new
-     objects), merge-patch status, create Jobs and TrainingRuns, delete pruned children and
-     expired TrainingRuns, post Events. Used as a ClusterRole (cluster-wide) or as a Role in each
-     watched namespace. Nothing on Secrets, ConfigMaps, ServiceAccounts, pods/exec or pod
-     creation: the operator never touches them. */}}
+     What the operator does in the namespaces it watches, generated from the table of kinds
+     (operator/modelwerk/kinds.py) by hack/gen-chart.py: watches (get/list/watch), server-side
+     apply (patch; create for new objects), status patches, Jobs and TrainingRuns created,
+     pruned children and expired TrainingRuns deleted, Events posted. Used as a ClusterRole
+     (cluster-wide) or as a Role in each watched namespace. Nothing on Secrets, ConfigMaps,
+     ServiceAccounts, pods/exec or pod creation: the operator never touches them. */}}
 {{- define "modelwerk.namespacedRules" -}}
-- apiGroups: ["modelwerk.io"]
-  resources: ["models", "deployments"]
-  verbs: ["get", "list", "watch", "patch"]
-- apiGroups: ["modelwerk.io"]
-  resources: ["trainingruns"]
-  verbs: ["get", "list", "watch", "patch", "create", "delete"]
-- apiGroups: ["modelwerk.io"]
-  resources: ["models/status", "trainingruns/status", "deployments/status"]
-  verbs: ["get", "patch", "update"]
-- apiGroups: ["batch"]
-  resources: ["jobs"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
-- apiGroups: [""]
-  resources: ["pods"]
-  verbs: ["get", "list", "watch"]
-- apiGroups: [""]
-  resources: ["services"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
-- apiGroups: ["apps"]
-  resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
-- apiGroups: ["autoscaling"]
-  resources: ["horizontalpodautoscalers"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
-- apiGroups: ["policy"]
-  resources: ["poddisruptionbudgets"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
-- apiGroups: ["machinelearning.seldon.io"]
-  resources: ["seldondeployments"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
-- apiGroups: ["monitoring.coreos.com"]
-  resources: ["prometheusrules", "servicemonitors", "podmonitors"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
-- apiGroups: ["", "events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
+{{- $rules := .Files.Get "files/rbac-namespaced.yaml" }}
+{{- if not $rules }}
+{{- fail "files/rbac-namespaced.yaml is missing from the chart (run hack/gen-chart.py)" }}
+{{- end }}
+{{- $rules }}
 {{- end }}
 
 {{/* Inherently cluster-scoped: kopf scans and watches CRDs; the operator checks whether the
      Seldon and Prometheus Operator CRDs are installed. */}}
 {{- define "modelwerk.crdRules" -}}
-- apiGroups: ["apiextensions.k8s.io"]
-  resources: ["customresourcedefinitions"]
-  verbs: ["get", "list", "watch"]
+{{- $rules := .Files.Get "files/rbac-cluster.yaml" }}
+{{- if not $rules }}
+{{- fail "files/rbac-cluster.yaml is missing from the chart (run hack/gen-chart.py)" }}
+{{- end }}
+{{- $rules }}
 {{- end }}

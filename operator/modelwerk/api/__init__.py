@@ -8,7 +8,6 @@ from modelwerk.api.common import (
     DatasetRef,
     Direction,
     FeatureStats,
-    KindInfo,
     Lineage,
     ObjectMeta,
     ResourceRequirements,
@@ -19,8 +18,9 @@ from modelwerk.api.deployment import (
     DeploymentPhase,
     DeploymentSpec,
     DeploymentStatus,
-    Runtime,
+    ServingRuntime,
 )
+from modelwerk.api.kindinfo import KindInfo
 from modelwerk.api.model import Framework, Model, ModelPhase, ModelSpec, ModelStatus, ModelVersion
 from modelwerk.api.trainingrun import (
     TrainingRun,
@@ -58,8 +58,8 @@ __all__ = [
     "ModelVersion",
     "ObjectMeta",
     "ResourceRequirements",
-    "Runtime",
     "SecretRef",
+    "ServingRuntime",
     "TrainingRun",
     "TrainingRunPhase",
     "TrainingRunSpec",

@@ -16,17 +16,13 @@ from pydantic import (
 )
 
 from modelwerk.api.common import (
-    AGE,
-    NAME_FITS_LABEL,
     ApiModel,
     Conditions,
     DnsLabel,
     DnsSubdomain,
     Duration,
-    KindInfo,
     Labels,
     Lineage,
-    PrinterColumn,
     Resource,
     ResourceRequirements,
     StatusModel,
@@ -35,6 +31,7 @@ from modelwerk.api.common import (
     rule,
     validations,
 )
+from modelwerk.api.kindinfo import AGE, NAME_FITS_LABEL, KindInfo, PrinterColumn
 
 Percent = Annotated[int, Field(ge=0, le=100)]
 
@@ -61,7 +58,7 @@ class _VersionOrAlias(ApiModel):
         return self
 
 
-class Runtime(StrEnum):
+class ServingRuntime(StrEnum):
     """How the served versions run."""
 
     AUTO = "auto"
@@ -237,7 +234,7 @@ class DeploymentSpec(_VersionOrAlias):
     model: DnsLabel
     """The Model (same namespace) to serve; while it does not exist nothing new rolls out
     (Pending, or Degraded while an earlier version keeps serving)."""
-    runtime: Runtime = Runtime.AUTO
+    runtime: ServingRuntime = ServingRuntime.AUTO
     """`native`: an apps/v1 Deployment per served version behind one Service; `seldon`: one
     SeldonDeployment (Seldon Core v1); `auto`: seldon if its CRD is installed, else native. After
     a switch the old runtime serves until the new one is ready."""
@@ -317,7 +314,7 @@ class DeploymentStatus(StatusModel):
     message say what blocks."""
     observed_generation: int | None = None
     """The metadata.generation this status was computed from."""
-    runtime: Runtime | None = None
+    runtime: ServingRuntime | None = None
     """The runtime in use (what `auto` resolved to)."""
     current_version: Version | None = None
     """The stable version serving, set once it is ready; during a switch the previous version

@@ -10,11 +10,8 @@ from pydantic import Field, StringConstraints
 
 from modelwerk.api.card import ModelCard
 from modelwerk.api.common import (
-    AGE,
     CRON,
     DNS1123_LABEL,
-    NAME_FITS_LABEL,
-    READY,
     AliasName,
     ApiModel,
     ArtifactRef,
@@ -23,11 +20,9 @@ from modelwerk.api.common import (
     Direction,
     DnsLabel,
     Duration,
-    KindInfo,
     Lineage,
     MetricName,
     Metrics,
-    PrinterColumn,
     Resource,
     SecretRef,
     StatusModel,
@@ -38,6 +33,7 @@ from modelwerk.api.common import (
     rule,
     validations,
 )
+from modelwerk.api.kindinfo import AGE, NAME_FITS_LABEL, READY, KindInfo, PrinterColumn
 from modelwerk.api.trainingrun import TrainingRunSpec
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Final, Literal
 
 from pydantic import (
     AfterValidator,
@@ -15,9 +15,7 @@ from pydantic import (
 )
 
 from modelwerk.api.common import (
-    AGE,
     IDENTIFIER,
-    NAME_FITS_LABEL,
     ApiModel,
     ArtifactRef,
     Baseline,
@@ -29,11 +27,9 @@ from modelwerk.api.common import (
     DnsSubdomain,
     Identifier,
     JsonDict,
-    KindInfo,
     Lineage,
     MetricName,
     MetricValue,
-    PrinterColumn,
     Resource,
     ResourceRequirements,
     StatusModel,
@@ -45,6 +41,7 @@ from modelwerk.api.common import (
     rule,
     validations,
 )
+from modelwerk.api.kindinfo import AGE, NAME_FITS_LABEL, KindInfo, PrinterColumn
 from modelwerk.api.validation import VALIDATION_NAMES_RULE, DataValidation, ValidationResult
 
 # Names the operator sets on the training container; a user's env entry must not shadow them.
@@ -202,6 +199,12 @@ class TrainingRunPhase(StrEnum):
     FAILED = "Failed"
     REJECTED = "Rejected"
     """Finished, but the evaluation gate refused the result."""
+
+
+FINISHED_PHASES: Final = frozenset(
+    {TrainingRunPhase.SUCCEEDED, TrainingRunPhase.FAILED, TrainingRunPhase.REJECTED}
+)
+"""The phases a run never leaves."""
 
 
 class EvaluationResult(StatusModel):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from modelwerk import constants, sdk
+from modelwerk import constants, contract, sdk
 from modelwerk.api.model import Model
 from modelwerk.api.trainingrun import TrainingRun
 from modelwerk.builders import validation
@@ -25,9 +25,9 @@ from modelwerk.builders.common import (
 CONTAINER_NAME = "train"
 PARAMS_DIR = "/etc/modelwerk"
 PARAMS_FILE = f"{PARAMS_DIR}/params.json"
-SCRATCH_DIR = "/tmp"
+SCRATCH_DIR = contract.SCRATCH_DIR
 LOCAL_OUTPUT_DIR = "/var/run/modelwerk/output"
-PVC_ROOT = "/mnt/pvc"
+PVC_ROOT = contract.PVC_ROOT
 ANNOTATION_PARAMS = f"{constants.LABEL_PREFIX}/params"
 
 
@@ -58,9 +58,11 @@ def output_location(run: TrainingRun, model: Model | None) -> OutputLocation:
         )
     else:
         uri = None
-    if uri is not None and uri.startswith("pvc://"):
-        claim, _, path = uri.removeprefix("pvc://").partition("/")
-        return OutputLocation(uri=uri, dir=str(PurePosixPath(PVC_ROOT, claim, path)), claim=claim)
+    pvc = contract.parse_pvc(uri) if uri is not None else None
+    if pvc is not None:
+        return OutputLocation(
+            uri=uri, dir=str(PurePosixPath(PVC_ROOT, pvc.claim, pvc.path)), claim=pvc.claim
+        )
     return OutputLocation(uri=uri, dir=LOCAL_OUTPUT_DIR)
 
 

@@ -26,7 +26,8 @@ from typing import Any, Final
 import yaml
 
 from modelwerk.builders.common import Manifest, base_labels
-from modelwerk.builders.monitoring import MONITORING_API_VERSION, human, number, promql_string
+from modelwerk.builders.monitoring import MONITORING_API_VERSION
+from modelwerk.builders.promqltext import human, number, promql_string
 
 DEFAULT_JOB: Final = ".*modelwerk.*"
 DEFAULT_NAME: Final = "modelwerk-operator"

@@ -26,16 +26,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from modelwerk import contract
 from modelwerk.api.deployment import Deployment
 from modelwerk.builders.common import RUN_AS_USER, Manifest, owner_reference
-from modelwerk.builders.serving import (
+from modelwerk.builders.modelserver import (
     ServedVersion,
     deployment_labels,
     model_server_container,
     pod_labels,
     serving_pod_spec,
-    with_spec_hash,
 )
+from modelwerk.builders.spechash import with_spec_hash
 
 API_VERSION: Final = "machinelearning.seldon.io/v1"
 KIND: Final = "SeldonDeployment"
@@ -47,8 +48,8 @@ COMMAND: Final = (
     "--service-type",
     "MODEL",
 )
-HTTP_PORT: Final = 9000
-METRICS_PORT: Final = 6000
+HTTP_PORT: Final = contract.SELDON_HTTP_PORT
+METRICS_PORT: Final = contract.SELDON_METRICS_PORT
 READINESS_PATH: Final = "/health/status"  # calls SeldonModel.health_status: the model is loaded
 LIVENESS_PATH: Final = "/health/ping"
 
@@ -68,8 +69,12 @@ def _container(dep: Deployment, served: ServedVersion, image: str) -> Manifest:
         image=image,
         command=list(COMMAND),
         ports=[
-            {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
-            {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+            {"name": contract.PORT_NAME, "containerPort": HTTP_PORT, "protocol": "TCP"},
+            {
+                "name": contract.SELDON_METRICS_PORT_NAME,
+                "containerPort": METRICS_PORT,
+                "protocol": "TCP",
+            },
         ],
         readiness_path=READINESS_PATH,
         liveness_path=LIVENESS_PATH,

@@ -5,4 +5,4 @@ state), and kopf stores nothing in the objects for them.
 """
 
 from modelwerk import settings  # noqa: F401  (registers the kopf settings and login)
-from modelwerk.handlers import deployment, lifecycle, model, trainingrun  # noqa: F401
+from modelwerk.handlers import events, lifecycle  # noqa: F401

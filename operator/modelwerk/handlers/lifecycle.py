@@ -8,7 +8,7 @@ import kopf
 from modelwerk import httpserver
 from modelwerk.k8s import Kube
 from modelwerk.settings import connection_info
-from modelwerk.wiring import build_runtime
+from modelwerk.wiring import build_manager
 
 
 @kopf.on.startup(id="runtime")
@@ -21,14 +21,14 @@ async def start(
     info = connection_info(settings=settings, logger=logger)
     if info is None:
         raise kopf.PermanentError("no Kubernetes credentials: neither in-cluster nor kubeconfig")
-    memo.runtime = build_runtime(Kube.connect(info), memo.config)
-    memo.runtime.start()
+    memo.manager = build_manager(Kube.connect(info), memo.config)
+    memo.manager.start()
     memo.http = await httpserver.start(
-        httpserver.build_app(memo.runtime), memo.config.http_host, memo.config.http_port
+        httpserver.build_app(memo.manager), memo.config.http_host, memo.config.http_port
     )
 
 
 @kopf.on.cleanup(id="runtime")
 async def stop(memo: kopf.Memo, **_: Any) -> None:
     await memo.http.cleanup()
-    await memo.runtime.stop()
+    await memo.manager.stop()

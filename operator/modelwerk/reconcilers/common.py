@@ -7,12 +7,13 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from modelwerk import constants
-from modelwerk.runtime import Runtime
+from modelwerk.builders.spechash import with_spec_hash
+from modelwerk.kinds import Kind
+from modelwerk.manager import Manager
 from modelwerk.status import (
     ConditionStatus,
     get_condition,
     merge_patch,
-    now,
     set_condition,
     status_changed,
 )
@@ -24,11 +25,11 @@ SPEC_HASH = constants.ANNOTATION_SPEC_HASH
 class StatusBuilder:
     """Accumulates conditions over the stored status; lastTransitionTime moves on flips only."""
 
-    def __init__(self, body: Mapping[str, Any]) -> None:
+    def __init__(self, body: Mapping[str, Any], at: str) -> None:
         self.old: dict[str, Any] = dict(body.get("status") or {})
         self.status: dict[str, Any] = dict(self.old)
         self.generation = body["metadata"].get("generation")
-        self.at = now()
+        self.at = at
 
     def condition(self, type_: str, ok: bool | None, reason: str, message: str) -> None:
         value: ConditionStatus = "Unknown" if ok is None else ("True" if ok else "False")
@@ -62,7 +63,7 @@ def changed_conditions(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[M
 
 
 async def post_transitions(
-    rt: Runtime,
+    mgr: Manager,
     body: Mapping[str, Any],
     old: Mapping[str, Any],
     new: Mapping[str, Any],
@@ -80,7 +81,7 @@ async def post_transitions(
         summary = "; ".join(
             f"{c['type']}={c['status']}: {c.get('message') or c['reason']}" for c in changed
         )
-        await rt.kube.event(
+        await mgr.kube.event(
             body,
             reason=str(new.get("phase")),
             message=summary or f"phase {new.get('phase')}",
@@ -88,7 +89,7 @@ async def post_transitions(
         )
         return
     for cond in troubles:
-        await rt.kube.event(
+        await mgr.kube.event(
             body,
             reason=str(cond["reason"]),
             message=f"{cond['type']}={cond['status']}: {cond.get('message') or cond['reason']}",
@@ -97,8 +98,8 @@ async def post_transitions(
 
 
 async def write_status(
-    rt: Runtime,
-    kind: str,
+    mgr: Manager,
+    kind: Kind,
     body: Mapping[str, Any],
     sb: StatusBuilder,
     phase: str,
@@ -109,25 +110,28 @@ async def write_status(
     and posts the transition's Events. Returns the status as it now stands."""
     status = sb.finish(phase)
     if status_changed(sb.old, status):
-        updated = await rt.kube.patch_status(body, merge_patch(sb.old, status))
-        rt.store(kind).upsert(updated)
-        await post_transitions(rt, body, sb.old, status, bad, quiet_phases)
+        updated = await mgr.kube.patch_status(body, merge_patch(sb.old, status))
+        mgr.store(kind).upsert(updated)
+        await post_transitions(mgr, body, sb.old, status, bad, quiet_phases)
     return status
 
 
 async def apply_children(
-    rt: Runtime,
-    store_kind: str,
+    mgr: Manager,
+    kind: Kind,
     desired: Sequence[Mapping[str, Any]],
     observed: Sequence[Mapping[str, Any]],
     *,
     prune: bool = True,
 ) -> list[Mapping[str, Any]]:
     """Server-side applies each desired child whose spec hash differs from what is observed, and
-    deletes observed children no longer desired. Returns the children as they now are."""
+    deletes observed children no longer desired. Returns the children as they now are.
+
+    The one place every child gets its spec hash (builders may stamp it already; stamping is
+    idempotent), so no child kind is re-applied on every reconcile for want of one."""
     by_name = {o["metadata"]["name"]: o for o in observed}
     result: list[Mapping[str, Any]] = []
-    for manifest in desired:
+    for manifest in map(with_spec_hash, desired):
         name = manifest["metadata"]["name"]
         current = by_name.pop(name, None)
         want = (manifest["metadata"].get("annotations") or {}).get(SPEC_HASH)
@@ -135,11 +139,11 @@ async def apply_children(
         if current is not None and want is not None and want == have:
             result.append(current)
             continue
-        applied = await rt.kube.apply(manifest)
-        result.append(rt.store(store_kind).upsert(applied))
+        applied = await mgr.kube.apply(manifest)
+        result.append(mgr.store(kind).upsert(applied))
     if prune:
         for name, leftover in by_name.items():
             meta = leftover["metadata"]
-            await rt.kube.delete(leftover["apiVersion"], leftover["kind"], name, meta["namespace"])
-            rt.store(store_kind).remove(key_of(leftover))
+            await mgr.kube.delete(kind, name, meta["namespace"])
+            mgr.store(kind).remove(key_of(leftover))
     return result

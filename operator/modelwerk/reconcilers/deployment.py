@@ -1,9 +1,9 @@
 """Deployment: resolve the version(s) to serve, run them (native or Seldon), step the canary,
-derive the status. Serving children are built by builders/serving.py and builders/seldon.py."""
+derive the status. Serving children are built by builders/native.py and builders/seldon.py,
+applied by reconcilers/native.py, seldon.py and monitoring.py."""
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -11,44 +11,30 @@ from typing import Any
 from pydantic import ValidationError
 
 from modelwerk import canary as canary_plan
-from modelwerk import promql, registry
-from modelwerk.api.deployment import CanaryState, Deployment
-from modelwerk.api.deployment import Runtime as ServingRuntime
-from modelwerk.builders import serving
+from modelwerk import constants, kinds, promql, registry
+from modelwerk.api.deployment import CanaryState, Deployment, ServingRuntime
+from modelwerk.builders import native
+from modelwerk.controller import Controller, Watch, dependents, itself, owner
+from modelwerk.manager import Manager
 from modelwerk.reconcilers.common import StatusBuilder, write_status
 from modelwerk.reconcilers.monitoring import reconcile_monitoring
 from modelwerk.reconcilers.native import reconcile_native
 from modelwerk.reconcilers.seldon import reconcile_seldon
 from modelwerk.reconcilers.served import Plan
-from modelwerk.runtime import Runtime
+from modelwerk.registry import Unresolvable
 from modelwerk.store import ObjectKey
 
-KIND = "Deployment"
+KIND = kinds.DEPLOYMENT
 SELDON_CRD = "seldondeployments.machinelearning.seldon.io"
 log = logging.getLogger(__name__)
-
-
-class Unresolvable(Exception):
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
 
 
 def resolve(
     model_status: Mapping[str, Any], model: str, version: int | None, alias: str | None
 ) -> Mapping[str, Any]:
     """The registered version a `version`/`alias` pair points at, with a digest to verify."""
-    versions = model_status.get("versions") or []
-    if alias is not None:
-        number = (model_status.get("aliases") or {}).get(alias)
-        if number is None:
-            raise Unresolvable("AliasNotSet", f"Model {model} has no alias {alias!r}")
-    else:
-        number = version
-    entry = registry.find_number(versions, int(number or 0))
-    if entry is None:
-        raise Unresolvable("VersionNotFound", f"Model {model} has no version {number}")
+    entry = registry.lookup(model_status, model, version, alias)
+    number = entry["version"]
     if not (entry.get("artifact") or {}).get("digest"):
         raise Unresolvable(
             "NoDigest",
@@ -58,20 +44,20 @@ def resolve(
     return entry
 
 
-async def reconcile(rt: Runtime, key: ObjectKey) -> float | None:
-    body = rt.store(KIND).get(key)
+async def reconcile(mgr: Manager, key: ObjectKey) -> float | None:
+    body = mgr.store(KIND).get(key)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return None
-    sb = StatusBuilder(body)
+    sb = StatusBuilder(body, mgr.timestamp())
     try:
         dep = Deployment.from_body(body)
     except ValidationError as err:
         sb.condition("Ready", False, "InvalidSpec", str(err)[:1024])
-        return await _write(rt, body, sb, "Degraded")
-    model_body = rt.store("Model").get((key[0], dep.spec.model))
+        return await _write(mgr, body, sb, "Degraded")
+    model_body = mgr.store(kinds.MODEL).get((key[0], dep.spec.model))
     if model_body is None:
         return await _blocked(
-            rt,
+            mgr,
             body,
             sb,
             "ModelNotFound",
@@ -81,26 +67,26 @@ async def reconcile(rt: Runtime, key: ObjectKey) -> float | None:
     try:
         target = resolve(model_status, dep.spec.model, dep.spec.version, dep.spec.alias)
     except Unresolvable as err:
-        return await _blocked(rt, body, sb, err.reason, err.message)
+        return await _blocked(mgr, body, sb, err.reason, err.message)
 
-    plan = await _plan(rt, dep, body, sb, model_status, target)
-    runtime = await _runtime(rt, dep)
+    plan = await _plan(mgr, dep, body, sb, model_status, target)
+    runtime = await _runtime(mgr, dep)
     sb.status["runtime"] = str(runtime)
-    sb.status["endpoint"] = serving.endpoint(dep)
+    sb.status["endpoint"] = native.endpoint(dep)
     if runtime == ServingRuntime.SELDON:
-        phase = await reconcile_seldon(rt, dep, body, sb, plan)
+        phase = await reconcile_seldon(mgr, dep, body, sb, plan)
     else:
-        phase = await reconcile_native(rt, dep, body, sb, plan)
+        phase = await reconcile_native(mgr, dep, body, sb, plan)
     served = [plan.target] + ([plan.canary] if plan.canary is not None else [])
-    await reconcile_monitoring(rt, dep, body, sb, served, runtime)
+    await reconcile_monitoring(mgr, dep, body, sb, served, runtime)
     for reason, message, type_ in plan.events:
-        await rt.kube.event(body, reason=reason, message=message, type_=type_)
-    requeue = await _write(rt, body, sb, phase)
+        await mgr.kube.event(body, reason=reason, message=message, type_=type_)
+    requeue = await _write(mgr, body, sb, phase)
     return plan.requeue_after if requeue is None else min(requeue, plan.requeue_after or requeue)
 
 
 async def _plan(
-    rt: Runtime,
+    mgr: Manager,
     dep: Deployment,
     body: Mapping[str, Any],
     sb: StatusBuilder,
@@ -138,7 +124,7 @@ async def _plan(
                     "it is not tried again on this Deployment",
                 )
         elif entry is not None:
-            await _plan_canary(rt, dep, sb, plan, entry, rejected)
+            await _plan_canary(mgr, dep, sb, plan, entry, rejected)
     current_number = sb.old.get("currentVersion")
     if current_number is not None and int(current_number) != int(plan.target["version"]):
         plan.previous = registry.find_number(
@@ -149,7 +135,7 @@ async def _plan(
 
 
 async def _plan_canary(
-    rt: Runtime,
+    mgr: Manager,
     dep: Deployment,
     sb: StatusBuilder,
     plan: Plan,
@@ -158,12 +144,12 @@ async def _plan_canary(
 ) -> None:
     assert dep.spec.canary is not None
     number = int(entry["version"])
-    at = dt.datetime.now(dt.UTC)
+    at = mgr.now()
     previous = sb.old.get("canary")
     step = canary_plan.plan(dep.spec.canary, number, previous, at)
     if step.needs_measurement:
         interval = dep.spec.canary.analysis.interval if dep.spec.canary.analysis else "1m"
-        if not rt.config.prometheus_url:
+        if not mgr.config.prometheus_url:
             sb.condition(
                 "CanaryAnalysis",
                 False,
@@ -182,11 +168,12 @@ async def _plan_canary(
         else:
             try:
                 measured = await promql.measure_canary(
-                    rt.config.prometheus_url,
+                    mgr.config.prometheus_url,
                     dep.spec.model,
                     number,
                     interval,
-                    dep.metadata.namespace if rt.config.prometheus_namespace_label else None,
+                    dep.metadata.namespace if mgr.config.prometheus_namespace_label else None,
+                    deployment=dep.metadata.name or "",
                 )
             except promql.PrometheusError as err:
                 sb.condition("CanaryAnalysis", False, "PrometheusUnavailable", str(err))
@@ -201,8 +188,9 @@ async def _plan_canary(
                     None,
                     "NoTraffic",
                     f"version {number} served no requests in the last {interval} according to "
-                    f'Prometheus (model={dep.spec.model!r}, version="{number}"): step '
-                    f"{step.step} holds until it does",
+                    f'Prometheus (model={dep.spec.model!r}, version="{number}", '
+                    f"modelwerk_deployment={dep.metadata.name!r}): step {step.step} holds "
+                    "until it does",
                 )
                 plan.requeue_after = canary_plan.seconds(interval)
                 measured = None
@@ -268,14 +256,14 @@ def _rolled_back_here(canary: Mapping[str, Any] | None, number: int) -> bool:
     )
 
 
-async def _runtime(rt: Runtime, dep: Deployment) -> ServingRuntime:
+async def _runtime(mgr: Manager, dep: Deployment) -> ServingRuntime:
     if dep.spec.runtime != ServingRuntime.AUTO:
         return dep.spec.runtime
-    return ServingRuntime.SELDON if await rt.crd_installed(SELDON_CRD) else ServingRuntime.NATIVE
+    return ServingRuntime.SELDON if await mgr.crd_installed(SELDON_CRD) else ServingRuntime.NATIVE
 
 
 async def _blocked(
-    rt: Runtime, body: Mapping[str, Any], sb: StatusBuilder, reason: str, message: str
+    mgr: Manager, body: Mapping[str, Any], sb: StatusBuilder, reason: str, message: str
 ) -> float | None:
     """Nothing resolvable to serve: say why; whatever serves now keeps serving."""
     sb.condition("Ready", False, reason, message)
@@ -284,7 +272,7 @@ async def _blocked(
         sb.condition(
             "Degraded", True, reason, f"{message}; version {sb.old['currentVersion']} keeps serving"
         )
-    return await _write(rt, body, sb, "Degraded" if serving_now else "Pending")
+    return await _write(mgr, body, sb, "Degraded" if serving_now else "Pending")
 
 
 def _bad(cond: Mapping[str, Any]) -> bool:
@@ -301,7 +289,20 @@ def _bad(cond: Mapping[str, Any]) -> bool:
 
 
 async def _write(
-    rt: Runtime, body: Mapping[str, Any], sb: StatusBuilder, phase: str
+    mgr: Manager, body: Mapping[str, Any], sb: StatusBuilder, phase: str
 ) -> float | None:
-    await write_status(rt, KIND, body, sb, phase, _bad)
+    await write_status(mgr, KIND, body, sb, phase, _bad)
     return None
+
+
+CONTROLLER = Controller(
+    kind=KIND,
+    reconcile=reconcile,
+    watches=(
+        Watch(KIND, itself),
+        # Deployments follow their Model's versions and aliases.
+        Watch(kinds.MODEL, dependents(KIND, kinds.BY_MODEL)),
+        # Every child kind of the table (kinds.owned_by): a child's change wakes its owner.
+        *(Watch(child, owner(child)) for child in kinds.owned_by(constants.LABEL_DEPLOYMENT)),
+    ),
+)

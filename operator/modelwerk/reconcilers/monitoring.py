@@ -7,23 +7,23 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from modelwerk.api.deployment import Deployment
-from modelwerk.api.deployment import Runtime as ServingRuntime
-from modelwerk.builders import monitoring
+from modelwerk import kinds
+from modelwerk.api.deployment import Deployment, ServingRuntime
+from modelwerk.builders import monitoring, rules
+from modelwerk.kinds import Kind
+from modelwerk.manager import Manager
 from modelwerk.reconcilers.common import StatusBuilder, apply_children
-from modelwerk.runtime import Runtime
 from modelwerk.store import ObjectKey
 
-PROMETHEUS_RULE_CRD = "prometheusrules.monitoring.coreos.com"
-MONITOR_CRDS = {
-    "ServiceMonitor": "servicemonitors.monitoring.coreos.com",
-    "PodMonitor": "podmonitors.monitoring.coreos.com",
-}
-STORES = ("PrometheusRule", "ServiceMonitor", "PodMonitor")
+MONITORING_KINDS = (kinds.PROMETHEUS_RULE, kinds.SERVICE_MONITOR, kinds.POD_MONITOR)
+
+
+def crd_name(kind: Kind) -> str:
+    return f"{kind.plural}.{kind.group}"
 
 
 async def reconcile_monitoring(
-    rt: Runtime,
+    mgr: Manager,
     dep: Deployment,
     body: Mapping[str, Any],
     sb: StatusBuilder,
@@ -35,12 +35,12 @@ async def reconcile_monitoring(
     every sum would count twice."""
     key = (dep.metadata.namespace or "", dep.metadata.name or "")
     if not dep.spec.monitoring.enabled:
-        await _set(rt, key, {})
+        await _set(mgr, key, {})
         sb.condition("MonitoringReady", False, "Disabled", "spec.monitoring.enabled is false")
         return
-    kind = "PodMonitor" if runtime == ServingRuntime.SELDON else "ServiceMonitor"
-    needed = (PROMETHEUS_RULE_CRD, MONITOR_CRDS[kind])
-    missing = [crd for crd in needed if not await rt.crd_installed(crd)]
+    kind = kinds.POD_MONITOR if runtime == ServingRuntime.SELDON else kinds.SERVICE_MONITOR
+    needed = (crd_name(kinds.PROMETHEUS_RULE), crd_name(kind))
+    missing = [crd for crd in needed if not await mgr.crd_installed(crd)]
     if missing:
         sb.condition(
             "MonitoringReady",
@@ -51,26 +51,26 @@ async def reconcile_monitoring(
         )
         return
     versions = [(int(v["version"]), v.get("baseline")) for v in served]
-    rule = monitoring.build_prometheus_rule(dep, body, versions)
-    if kind == "PodMonitor":
+    rule = rules.build_prometheus_rule(dep, body, versions)
+    if kind == kinds.POD_MONITOR:
         monitor = monitoring.build_pod_monitor(dep, body)
     else:
         monitor = monitoring.build_service_monitor(dep, body)
-    await _set(rt, key, {"PrometheusRule": rule, kind: monitor})
+    await _set(mgr, key, {kinds.PROMETHEUS_RULE: rule, kind: monitor})
     drift = sum(1 for _, baseline in versions if baseline)
     sb.condition(
         "MonitoringReady",
         True,
         "Generated",
-        f"{kind} and PrometheusRule {rule['metadata']['name']} "
+        f"{kind.kind} and PrometheusRule {rule['metadata']['name']} "
         f"({drift} version(s) with drift rules)",
     )
 
 
-async def _set(rt: Runtime, key: ObjectKey, desired: Mapping[str, Mapping[str, Any]]) -> None:
+async def _set(mgr: Manager, key: ObjectKey, desired: Mapping[Kind, Mapping[str, Any]]) -> None:
     """Makes the monitoring children exactly `desired` (by kind); the others are deleted."""
-    for store in STORES:
-        wanted = [desired[store]] if store in desired else []
-        owned = list(rt.store(store).by_index("owner", key))
+    for kind in MONITORING_KINDS:
+        wanted = [desired[kind]] if kind in desired else []
+        owned = list(mgr.store(kind).by_index(kinds.BY_OWNER, key))
         if wanted or owned:
-            await apply_children(rt, store, wanted, owned)
+            await apply_children(mgr, kind, wanted, owned)

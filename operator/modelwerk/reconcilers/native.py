@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from modelwerk import constants
+from modelwerk import constants, kinds
 from modelwerk.api.deployment import Deployment
-from modelwerk.builders import serving
+from modelwerk.builders import native
+from modelwerk.builders.replicas import split_replicas
+from modelwerk.manager import Manager
 from modelwerk.reconcilers.common import StatusBuilder, apply_children
 from modelwerk.reconcilers.served import (
-    SELDON_STORES,
+    SELDON_KINDS,
     Plan,
     mark_serving,
     owned_children,
@@ -22,23 +24,22 @@ from modelwerk.reconcilers.served import (
     set_lineage,
     storage_secret,
 )
-from modelwerk.runtime import Runtime
 
 
 async def reconcile_native(
-    rt: Runtime, dep: Deployment, body: Mapping[str, Any], sb: StatusBuilder, plan: Plan
+    mgr: Manager, dep: Deployment, body: Mapping[str, Any], sb: StatusBuilder, plan: Plan
 ) -> str:
     key = (dep.metadata.namespace or "", dep.metadata.name or "")
-    image = rt.config.serving_image
+    image = mgr.config.serving_image
     canary_percent = plan.canary_percent if plan.canary is not None else 0
-    stable_replicas, canary_replicas = serving.split_replicas(dep.spec.replicas, canary_percent)
-    secret = storage_secret(rt, dep)
+    stable_replicas, canary_replicas = split_replicas(dep.spec.replicas, canary_percent)
+    secret = storage_secret(mgr, dep)
     served = [served_version(plan.target, "stable", stable_replicas, secret)]
     if plan.canary is not None:
         served.append(served_version(plan.canary, "canary", canary_replicas, secret))
     observed = {
         int(d["metadata"]["labels"][constants.LABEL_MODEL_VERSION]): d
-        for d in owned_children(rt, "apps/Deployment", key)
+        for d in owned_children(mgr, kinds.APPS_DEPLOYMENT, key)
     }
     target_number = int(plan.target["version"])
     target_ready = _available(observed.get(target_number), stable_replicas)
@@ -46,38 +47,40 @@ async def reconcile_native(
     if keep_previous and plan.previous is not None:
         served.append(served_version(plan.previous, "stable", dep.spec.replicas, secret))
 
-    desired = [serving.build_version_deployment(dep, body, s, image) for s in served]
+    desired = [native.build_version_deployment(dep, body, s, image) for s in served]
     deployments = await apply_children(
-        rt, "apps/Deployment", desired, owned_children(rt, "apps/Deployment", key)
+        mgr, kinds.APPS_DEPLOYMENT, desired, owned_children(mgr, kinds.APPS_DEPLOYMENT, key)
     )
     await apply_children(
-        rt,
-        "Service",
-        [serving.build_service(dep, body)],
-        owned_children(rt, "Service", key),
+        mgr,
+        kinds.SERVICE,
+        [native.build_service(dep, body)],
+        owned_children(mgr, kinds.SERVICE, key),
     )
     hpas = [
         h
         for s in served
-        if (h := serving.build_hpa(dep, body, s, canary_percent=canary_percent)) is not None
+        if (h := native.build_hpa(dep, body, s, canary_percent=canary_percent)) is not None
     ]
     await apply_children(
-        rt,
-        "HorizontalPodAutoscaler",
-        [(h) for h in hpas],
-        owned_children(rt, "HorizontalPodAutoscaler", key),
+        mgr,
+        kinds.HPA,
+        hpas,
+        owned_children(mgr, kinds.HPA, key),
     )
-    pdb = serving.build_pdb(dep, body)
+    pdb = native.build_pdb(dep, body)
     await apply_children(
-        rt,
-        "PodDisruptionBudget",
-        [(pdb)] if pdb is not None else [],
-        owned_children(rt, "PodDisruptionBudget", key),
+        mgr,
+        kinds.PDB,
+        [pdb] if pdb is not None else [],
+        owned_children(mgr, kinds.PDB, key),
     )
     # After a switch from Seldon, its SeldonDeployment serves until the native target is ready.
-    seldon_serving = any(seldon_available(s) for s in owned_children(rt, "SeldonDeployment", key))
+    seldon_serving = any(
+        seldon_available(s) for s in owned_children(mgr, kinds.SELDON_DEPLOYMENT, key)
+    )
     if target_ready or not seldon_serving:
-        await prune(rt, SELDON_STORES, key)
+        await prune(mgr, SELDON_KINDS, key)
         seldon_serving = False
 
     sb.status["replicas"] = sum(s.replicas for s in served)

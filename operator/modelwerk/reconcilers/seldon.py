@@ -6,11 +6,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from modelwerk import kinds
 from modelwerk.api.deployment import Deployment
-from modelwerk.builders import seldon, serving
+from modelwerk.builders import seldon
+from modelwerk.builders.replicas import split_replicas
+from modelwerk.manager import Manager
 from modelwerk.reconcilers.common import StatusBuilder, apply_children
 from modelwerk.reconcilers.served import (
-    NATIVE_STORES,
+    NATIVE_KINDS,
     Plan,
     mark_serving,
     owned_children,
@@ -19,18 +22,17 @@ from modelwerk.reconcilers.served import (
     serving_other_runtime,
     storage_secret,
 )
-from modelwerk.runtime import Runtime
 
 
 async def reconcile_seldon(
-    rt: Runtime, dep: Deployment, body: Mapping[str, Any], sb: StatusBuilder, plan: Plan
+    mgr: Manager, dep: Deployment, body: Mapping[str, Any], sb: StatusBuilder, plan: Plan
 ) -> str:
     key = (dep.metadata.namespace or "", dep.metadata.name or "")
     total = dep.spec.replicas
     canary_percent = plan.canary_percent if plan.canary is not None else 0
     # Seldon splits traffic by weight; replicas follow the same split so capacity stays `total`.
-    stable_replicas, canary_replicas = serving.split_replicas(total, canary_percent)
-    secret = storage_secret(rt, dep)
+    stable_replicas, canary_replicas = split_replicas(total, canary_percent)
+    secret = storage_secret(mgr, dep)
     stable = served_version(plan.target, "stable", stable_replicas, secret)
     canary = (
         served_version(plan.canary, "canary", canary_replicas, secret)
@@ -43,10 +45,10 @@ async def reconcile_seldon(
         stable,
         canary,
         plan.canary_percent if canary is not None else 0,
-        rt.config.serving_image,
+        mgr.config.serving_image,
     )
     children = await apply_children(
-        rt, "SeldonDeployment", [desired], owned_children(rt, "SeldonDeployment", key)
+        mgr, kinds.SELDON_DEPLOYMENT, [desired], owned_children(mgr, kinds.SELDON_DEPLOYMENT, key)
     )
     status = (children[0].get("status") or {}) if children else {}
     state = status.get("state")
@@ -55,17 +57,17 @@ async def reconcile_seldon(
     address = (status.get("address") or {}).get("url")
     if state == "Available" and address:
         sb.status["endpoint"] = address
-    elif state == "Available" or not owned_children(rt, "Service", key):
+    elif state == "Available" or not owned_children(mgr, kinds.SERVICE, key):
         sb.status.pop("endpoint", None)
     # After a switch from the native runtime (e.g. Seldon Core installed under `runtime: auto`)
     # its pods serve until Seldon reports the SeldonDeployment Available: pruning them first
     # would leave nothing serving in between.
     native_ready = sum(
         int((d.get("status") or {}).get("readyReplicas") or 0)
-        for d in owned_children(rt, "apps/Deployment", key)
+        for d in owned_children(mgr, kinds.APPS_DEPLOYMENT, key)
     )
     if state == "Available" or native_ready == 0:
-        await prune(rt, NATIVE_STORES, key)
+        await prune(mgr, NATIVE_KINDS, key)
         native_ready = 0
     sb.status["replicas"] = stable_replicas + (canary_replicas if canary is not None else 0)
     sb.status["readyReplicas"] = (

@@ -7,23 +7,26 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelwerk import kinds
 from modelwerk.api.deployment import Deployment
-from modelwerk.builders import serving
+from modelwerk.builders.modelserver import ServedVersion
+from modelwerk.kinds import Kind
+from modelwerk.manager import Manager
 from modelwerk.reconcilers.common import StatusBuilder, apply_children
-from modelwerk.runtime import Runtime
 from modelwerk.store import ObjectKey
 
-NATIVE_STORES = ("apps/Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget")
-SELDON_STORES = ("SeldonDeployment",)
+# What each runtime applies, and prunes after a switch to the other.
+NATIVE_KINDS = (kinds.APPS_DEPLOYMENT, kinds.SERVICE, kinds.HPA, kinds.PDB)
+SELDON_KINDS = (kinds.SELDON_DEPLOYMENT,)
 
 
 def served_version(
     entry: Mapping[str, Any], track: str, replicas: int, storage_secret: str | None = None
-) -> serving.ServedVersion:
+) -> ServedVersion:
     baseline = entry.get("baseline") or {}
     # The report's column order when recorded; sorted names are the best guess otherwise.
     features = baseline.get("featureOrder") or sorted(baseline.get("features") or {})
-    return serving.ServedVersion(
+    return ServedVersion(
         number=int(entry["version"]),
         artifact_uri=str(entry["artifact"]["uri"]),
         digest=entry["artifact"].get("digest"),
@@ -48,23 +51,23 @@ class Plan:
     events: list[tuple[str, str, str]] = field(default_factory=list)
 
 
-def storage_secret(rt: Runtime, dep: Deployment) -> str | None:
+def storage_secret(mgr: Manager, dep: Deployment) -> str | None:
     """The Model's storage credentials Secret (same namespace), for s3:// artifacts."""
-    model = rt.store("Model").get((dep.metadata.namespace or "", dep.spec.model)) or {}
+    model = mgr.store(kinds.MODEL).get((dep.metadata.namespace or "", dep.spec.model)) or {}
     name = ((model.get("spec") or {}).get("storage") or {}).get("secretRef", {}).get("name")
     return str(name) if name else None
 
 
-def owned_children(rt: Runtime, store: str, key: ObjectKey) -> list[Mapping[str, Any]]:
-    return list(rt.store(store).by_index("owner", key))
+def owned_children(mgr: Manager, kind: Kind, key: ObjectKey) -> list[Mapping[str, Any]]:
+    return list(mgr.store(kind).by_index(kinds.BY_OWNER, key))
 
 
-async def prune(rt: Runtime, stores: Sequence[str], key: ObjectKey) -> None:
+async def prune(mgr: Manager, of_kinds: Sequence[Kind], key: ObjectKey) -> None:
     """Children of the other runtime (after a runtime switch) are removed."""
-    for store in stores:
-        owned = owned_children(rt, store, key)
+    for kind in of_kinds:
+        owned = owned_children(mgr, kind, key)
         if owned:
-            await apply_children(rt, store, [], owned)
+            await apply_children(mgr, kind, [], owned)
 
 
 def mark_serving(sb: StatusBuilder, plan: Plan, entry: Mapping[str, Any]) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 
@@ -37,6 +38,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--artifact-dir", help=f"download directory (${cfg.ENV_ARTIFACT_DIR})")
     parser.add_argument("--host", help=f"listen address (${cfg.ENV_HOST}, default 0.0.0.0)")
     parser.add_argument("--port", type=int, help=f"listen port (${cfg.ENV_PORT}, default 8000)")
+    parser.add_argument(
+        "--workers", type=int, help=f"native server processes on the port (${cfg.ENV_WORKERS}, 1)"
+    )
+    parser.add_argument(
+        "--access-log",
+        action="store_const",
+        const="true",
+        help=f"log every request (${cfg.ENV_ACCESS_LOG}=true; probes and scrapes never)",
+    )
     return parser
 
 
@@ -63,9 +73,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if passthrough:
         log.error("arguments after -- are for --runtime seldon only: %s", passthrough)
         return cfg.EXIT_CONFIG
+    from modelwerk.serving import workers
+
+    # Before prometheus_client is imported: with several processes it must count in shared files.
+    made = workers.prepare(config.workers)
     from modelwerk.serving import native
 
-    return native.run(config)
+    try:
+        return native.run(config)
+    finally:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
 
 
 def _exec_seldon(config: cfg.ServerConfig, passthrough: list[str]) -> int:

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
-ENV_PVC_ROOT: Final = "MODELWERK_PVC_ROOT"
-DEFAULT_PVC_ROOT: Final = "/mnt/pvc"
+from modelwerk.contract import ENV_PVC_ROOT, parse_pvc
+from modelwerk.contract import PVC_ROOT as DEFAULT_PVC_ROOT
+
 DOWNLOAD_TIMEOUT_SECONDS: Final = 60.0
 _CHUNK: Final = 1024 * 1024
 
@@ -107,9 +108,9 @@ def fetch_artifact(
 
 def pvc_path(uri: str, root: str | Path | None = None) -> Path:
     """``pvc://claim/a/b`` -> ``<root>/claim/a/b``; refuses paths that climb out of the claim."""
-    parsed = urllib.parse.urlsplit(uri)
-    claim = parsed.netloc
-    relative = PurePosixPath(urllib.parse.unquote(parsed.path.lstrip("/")))
+    ref = parse_pvc(uri)
+    claim = ref.claim if ref is not None else ""
+    relative = PurePosixPath(urllib.parse.unquote(ref.path if ref is not None else ""))
     if not claim or ".." in relative.parts or not relative.parts:
         raise ArtifactError(f"invalid pvc URI {uri!r}: expected pvc://<claim>/<path>")
     base = Path(root if root is not None else os.environ.get(ENV_PVC_ROOT, DEFAULT_PVC_ROOT))

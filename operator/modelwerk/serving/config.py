@@ -11,17 +11,37 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-ENV_MODEL_URI: Final = "MODELWERK_MODEL_URI"
-ENV_MODEL_DIGEST: Final = "MODELWERK_MODEL_DIGEST"
-ENV_MODEL_NAME: Final = "MODELWERK_MODEL_NAME"
-ENV_MODEL_VERSION: Final = "MODELWERK_MODEL_VERSION"
-ENV_FEATURE_NAMES: Final = "MODELWERK_FEATURE_NAMES"
-ENV_ARTIFACT_DIR: Final = "MODELWERK_ARTIFACT_DIR"
-ENV_HOST: Final = "MODELWERK_HOST"
-ENV_PORT: Final = "MODELWERK_PORT"
+from modelwerk.contract import (
+    ENV_ARTIFACT_DIR as ENV_ARTIFACT_DIR,
+)
+from modelwerk.contract import (
+    ENV_FEATURE_NAMES as ENV_FEATURE_NAMES,
+)
+from modelwerk.contract import (
+    ENV_HOST as ENV_HOST,
+)
+from modelwerk.contract import (
+    ENV_MODEL_DIGEST as ENV_MODEL_DIGEST,
+)
+from modelwerk.contract import (
+    ENV_MODEL_NAME as ENV_MODEL_NAME,
+)
+from modelwerk.contract import (
+    ENV_MODEL_URI as ENV_MODEL_URI,
+)
+from modelwerk.contract import (
+    ENV_MODEL_VERSION as ENV_MODEL_VERSION,
+)
+from modelwerk.contract import (
+    ENV_PORT as ENV_PORT,
+)
+from modelwerk.contract import PORT as DEFAULT_PORT
 
-DEFAULT_PORT: Final = 8000
+ENV_WORKERS: Final = "MODELWERK_WORKERS"
+ENV_ACCESS_LOG: Final = "MODELWERK_ACCESS_LOG"
+
 DEFAULT_MAX_INSTANCES: Final = 10_000
+MAX_WORKERS: Final = 64
 
 # Exit codes a pod's status shows: 2 is a bad configuration, 3 an artifact that must not be served.
 EXIT_CONFIG: Final = 2
@@ -42,6 +62,9 @@ class ServerConfig:
     artifact_dir: Path | None = None
     host: str = "0.0.0.0"  # a pod listens on its own address
     port: int = DEFAULT_PORT
+    workers: int = 1
+    """Server processes on the port (native runtime; see modelwerk.serving.workers)."""
+    access_log: bool = False
     max_instances: int = DEFAULT_MAX_INSTANCES
 
     @classmethod
@@ -71,6 +94,9 @@ class ServerConfig:
             port_number = int(port) if port else DEFAULT_PORT
         except ValueError as err:
             raise ConfigError(f"port {port!r} is not a number") from err
+        workers = pick("workers", ENV_WORKERS) or "1"
+        if not workers.isdigit() or not 1 <= int(workers) <= MAX_WORKERS:
+            raise ConfigError(f"workers {workers!r} must be a number from 1 to {MAX_WORKERS}")
         return cls(
             model_uri=uri,
             digest=digest,
@@ -80,6 +106,8 @@ class ServerConfig:
             artifact_dir=Path(artifact_dir) if artifact_dir else None,
             host=pick("host", ENV_HOST) or "0.0.0.0",
             port=port_number,
+            workers=int(workers),
+            access_log=(pick("access_log", ENV_ACCESS_LOG) or "false").lower() in {"1", "true"},
         )
 
 

@@ -72,6 +72,8 @@ class ModelCore:
         names = _feature_names(estimator, feature_names, expected)
         self.feature_names: tuple[str, ...] | None = names
         self.n_features: int | None = len(names) if names else expected
+        self.artifact_path: Path | None = None
+        """The verified local file it was loaded from (set by load_core)."""
 
     @property
     def classes(self) -> list[Any] | None:
@@ -104,7 +106,10 @@ class ModelCore:
         return np.asarray(instances, dtype=float)
 
     def infer(self, instances: object) -> Inference:
-        matrix = self.validate(instances)
+        return self.infer_matrix(self.validate(instances))
+
+    def infer_matrix(self, matrix: npt.NDArray[np.float64]) -> Inference:
+        """Predict for an already validated float matrix (rows x n_features)."""
         labels = np.asarray(self.estimator.predict(matrix)).tolist()
         return Inference(labels=labels, features=self._totals(matrix))
 
@@ -174,7 +179,7 @@ def load_core(config: ServerConfig, *, s3_credentials: S3Credentials | None = No
         estimator = joblib.load(path)
     except Exception as err:  # a corrupt pickle can raise nearly anything
         raise ArtifactError(f"cannot load {path} with joblib: {err}") from err
-    return ModelCore(
+    core = ModelCore(
         estimator,
         name=config.model_name,
         version=config.model_version,
@@ -182,3 +187,5 @@ def load_core(config: ServerConfig, *, s3_credentials: S3Credentials | None = No
         feature_names=config.feature_names,
         max_instances=config.max_instances,
     )
+    core.artifact_path = path
+    return core

@@ -36,6 +36,7 @@ therefore aggregate, e.g. ``sum by (model, version, feature) (rate(...))``.
 
 from __future__ import annotations
 
+import os
 from collections import Counter as Tally
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final
@@ -43,32 +44,65 @@ from typing import TYPE_CHECKING, Any, Final
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+# The names (and outcomes) are the model server's contract with the rules and canary queries.
+from modelwerk.contract import (
+    CLIENT_ERROR as CLIENT_ERROR,
+)
+from modelwerk.contract import (
+    FEATURE_COUNT as FEATURE_COUNT,
+)
+from modelwerk.contract import (
+    FEATURE_COUNT_TOTAL as FEATURE_COUNT_TOTAL,
+)
+from modelwerk.contract import (
+    FEATURE_NEGATIVE_SUM as FEATURE_NEGATIVE_SUM,
+)
+from modelwerk.contract import (
+    FEATURE_NEGATIVE_SUM_TOTAL as FEATURE_NEGATIVE_SUM_TOTAL,
+)
+from modelwerk.contract import (
+    FEATURE_POSITIVE_SUM as FEATURE_POSITIVE_SUM,
+)
+from modelwerk.contract import (
+    FEATURE_POSITIVE_SUM_TOTAL as FEATURE_POSITIVE_SUM_TOTAL,
+)
+from modelwerk.contract import (
+    FEATURE_SQUARES as FEATURE_SQUARES,
+)
+from modelwerk.contract import (
+    FEATURE_SQUARES_SUM_TOTAL as FEATURE_SQUARES_SUM_TOTAL,
+)
+from modelwerk.contract import (
+    MODEL_INFO as MODEL_INFO,
+)
+from modelwerk.contract import (
+    PREDICTIONS as PREDICTIONS,
+)
+from modelwerk.contract import (
+    PREDICTIONS_TOTAL as PREDICTIONS_TOTAL,
+)
+from modelwerk.contract import (
+    REQUEST_DURATION as REQUEST_DURATION,
+)
+from modelwerk.contract import (
+    REQUEST_DURATION_BUCKET as REQUEST_DURATION_BUCKET,
+)
+from modelwerk.contract import (
+    REQUESTS as REQUESTS,
+)
+from modelwerk.contract import (
+    REQUESTS_TOTAL as REQUESTS_TOTAL,
+)
+from modelwerk.contract import (
+    SERVER_ERROR as SERVER_ERROR,
+)
+from modelwerk.contract import (
+    SUCCESS as SUCCESS,
+)
+
 if TYPE_CHECKING:
     # Only for annotations: the operator imports the names below without numpy installed.
     from modelwerk.serving.core import FeatureTotals, Inference
-
-# Family names without the "_total" that counters get on exposition.
-MODEL_INFO: Final = "modelwerk_model_info"
-REQUESTS: Final = "modelwerk_requests"
-REQUEST_DURATION: Final = "modelwerk_request_duration_seconds"
-PREDICTIONS: Final = "modelwerk_predictions"
-FEATURE_COUNT: Final = "modelwerk_feature_value_count"
-FEATURE_POSITIVE_SUM: Final = "modelwerk_feature_value_positive_sum"
-FEATURE_NEGATIVE_SUM: Final = "modelwerk_feature_value_negative_sum"
-FEATURE_SQUARES: Final = "modelwerk_feature_value_squares_sum"
-
-# The names as scraped, for whoever writes rules against them.
-REQUESTS_TOTAL: Final = f"{REQUESTS}_total"
-REQUEST_DURATION_BUCKET: Final = f"{REQUEST_DURATION}_bucket"
-PREDICTIONS_TOTAL: Final = f"{PREDICTIONS}_total"
-FEATURE_COUNT_TOTAL: Final = f"{FEATURE_COUNT}_total"
-FEATURE_POSITIVE_SUM_TOTAL: Final = f"{FEATURE_POSITIVE_SUM}_total"
-FEATURE_NEGATIVE_SUM_TOTAL: Final = f"{FEATURE_NEGATIVE_SUM}_total"
-FEATURE_SQUARES_SUM_TOTAL: Final = f"{FEATURE_SQUARES}_total"
-
-SUCCESS: Final = "success"
-CLIENT_ERROR: Final = "client_error"
-SERVER_ERROR: Final = "server_error"
 
 # Fine steps around 100-300 ms, where latency objectives and canary limits usually sit.
 DURATION_BUCKETS: Final = (
@@ -88,8 +122,14 @@ class PrometheusMetrics:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         self._labels = (model, version)
         r = self.registry
+        # With several worker processes (multiprocess mode) the info is one series, not one
+        # per process.
         self._info = Gauge(
-            MODEL_INFO, "Served model version", ["model", "version", "digest"], registry=r
+            MODEL_INFO,
+            "Served model version",
+            ["model", "version", "digest"],
+            registry=r,
+            multiprocess_mode="max",
         )
         self._requests = Counter(
             REQUESTS, "Prediction requests by outcome", ["model", "version", "outcome"], registry=r
@@ -119,26 +159,55 @@ class PrometheusMetrics:
             FEATURE_SQUARES, "Sum of squared feature values", feature_labels, registry=r
         )
         # Outcomes exist from the start so that error-ratio rules see 0, not "no data".
-        for outcome in (SUCCESS, CLIENT_ERROR, SERVER_ERROR):
-            self._requests.labels(model, version, outcome)
+        # The children are looked up once: `labels()` per request was most of observe()'s time.
+        self._outcomes = {
+            outcome: self._requests.labels(model, version, outcome)
+            for outcome in (SUCCESS, CLIENT_ERROR, SERVER_ERROR)
+        }
+        self._duration_child = self._duration.labels(model, version)
+        self._classes: dict[str, Any] = {}
+        self._features: dict[str, tuple[Any, Any, Any, Any]] = {}
 
     def set_info(self, digest: str) -> None:
         self._info.labels(*self._labels, digest).set(1)
 
     def observe(self, outcome: str, seconds: float, inference: Inference | None = None) -> None:
-        self._requests.labels(*self._labels, outcome).inc()
-        self._duration.labels(*self._labels).observe(seconds)
+        self._outcomes[outcome].inc()
+        self._duration_child.observe(seconds)
         if inference is None:
             return
         for label, count in class_counts(inference.labels).items():
-            self._predictions.labels(*self._labels, label).inc(count)
+            child = self._classes.get(label)
+            if child is None:
+                child = self._classes[label] = self._predictions.labels(*self._labels, label)
+            child.inc(count)
         for feature, totals in inference.features.items():
-            self._f_count.labels(*self._labels, feature).inc(totals.count)
-            self._f_positive.labels(*self._labels, feature).inc(totals.positive)
-            self._f_negative.labels(*self._labels, feature).inc(totals.negative)
-            self._f_squares.labels(*self._labels, feature).inc(totals.squares)
+            children = self._features.get(feature)
+            if children is None:
+                children = self._features[feature] = self._feature_children(feature)
+            count_, positive, negative, squares = children
+            count_.inc(totals.count)
+            positive.inc(totals.positive)
+            negative.inc(totals.negative)
+            squares.inc(totals.squares)
+
+    def _feature_children(self, feature: str) -> tuple[Any, Any, Any, Any]:
+        labels = (*self._labels, feature)
+        return (
+            self._f_count.labels(*labels),
+            self._f_positive.labels(*labels),
+            self._f_negative.labels(*labels),
+            self._f_squares.labels(*labels),
+        )
 
     def exposition(self) -> tuple[bytes, str]:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Several worker processes: the sums over all of them (modelwerk.serving.workers).
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 

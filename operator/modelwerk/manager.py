@@ -1,37 +1,60 @@
-"""What the running operator holds: the API client, the caches and the reconcile queues.
+"""What the running operator holds: the API client, the clock, the caches and the reconcile
+queues (controller-runtime calls this the manager).
 
 Created at start-up and kept in kopf's `memo`, so handlers reach it without module globals.
+Reconcilers get it as their first argument; the fast tests give it a fake API client and a
+fake clock (tests/reconcile/).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Hashable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from modelwerk.config import OperatorConfig
-from modelwerk.k8s import Kube
+from modelwerk.k8s import Api
+from modelwerk.kinds import Kind
+from modelwerk.status import format_time
 from modelwerk.store import Store
 from modelwerk.workqueue import WorkQueue
 
 
+class Clock(Protocol):
+    def __call__(self) -> dt.datetime: ...
+
+
+def system_clock() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
 @dataclass
-class Runtime:
-    kube: Kube
+class Manager:
+    kube: Api
     config: OperatorConfig
-    stores: dict[str, Store] = field(default_factory=dict)
-    queues: dict[str, WorkQueue] = field(default_factory=dict)
+    clock: Clock = system_clock
+    stores: dict[Kind, Store] = field(default_factory=dict)
+    queues: dict[Kind, WorkQueue] = field(default_factory=dict)
     _crds: dict[str, tuple[bool, float]] = field(default_factory=dict)
     _locks: dict[Hashable, asyncio.Lock] = field(default_factory=dict)
+
+    def now(self) -> dt.datetime:
+        return self.clock()
+
+    def timestamp(self) -> str:
+        """Now, as Kubernetes writes times (RFC 3339, seconds, `Z`)."""
+        return format_time(self.clock())
 
     def lock(self, key: Hashable) -> asyncio.Lock:
         """One lock per key, for work that must not interleave (retrain triggers of a Model)."""
         return self._locks.setdefault(key, asyncio.Lock())
 
-    def store(self, kind: str) -> Store:
+    def store(self, kind: Kind) -> Store:
         return self.stores[kind]
 
-    def enqueue(self, kind: str, namespace: str, name: str, *, after: float = 0.0) -> None:
+    def enqueue(self, kind: Kind, namespace: str, name: str, *, after: float = 0.0) -> None:
         queue = self.queues.get(kind)
         if queue is not None:
             queue.add((namespace, name), after=after)

@@ -15,19 +15,9 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from modelwerk.kubectl_plugin import (
-    MODELS,
-    NONE,
-    TRAININGRUNS,
-    JsonObj,
-    Kubectl,
-    PluginError,
-    _dump,
-    find_version,
-    format_metric,
-    format_table,
-    short_digest,
-)
+from modelwerk.plugin.client import MODELS, TRAININGRUNS, JsonObj, Kubectl, PluginError
+from modelwerk.plugin.records import find_version
+from modelwerk.plugin.render import NONE, dump, format_metric, format_table, short_digest
 from modelwerk.status import parse_time
 
 HYPERPARAMETER_COLUMNS = 4
@@ -299,7 +289,7 @@ def cmd_runs(kubectl: Kubectl, args: argparse.Namespace) -> str:
         best_high = metric_direction(model, records, args.sort_by) != "min"
         records = sort_records(records, args.sort_by, descending=best_high)
     if args.output != "table":
-        return _dump(runs_document(model, records), args.output)
+        return dump(runs_document(model, records), args.output)
     if not records:
         meta = model.get("metadata") or {}
         raise PluginError(
@@ -406,28 +396,18 @@ def cmd_diff(kubectl: Kubectl, args: argparse.Namespace) -> str:
     label_b, b = resolve(kubectl, args.b)
     rows = differences(a, b, everything=args.all)
     if args.output != "table":
-        return _dump({"a": a, "b": b, "differences": rows}, args.output)
+        return dump({"a": a, "b": b, "differences": rows}, args.output)
     return diff_text((label_a, label_b), rows)
 
 
-def add_parsers(sub: Any, common: Any) -> None:
-    runs = sub.add_parser(
-        "runs", help="every run of a Model: phase, gate, validation, parameters, data, version"
-    )
-    runs.add_argument("model", metavar="MODEL")
-    runs.add_argument("--sort-by", metavar="METRIC", help="best first by this metric")
-    runs.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table")
-    common(runs, suppress=True)
-    diff = sub.add_parser(
-        "diff",
-        help="what differs between two runs or versions",
-        description="A and B: a TrainingRun name or MODEL:VERSION (or MODEL:ALIAS).",
-    )
-    diff.add_argument("a", metavar="A")
-    diff.add_argument("b", metavar="B")
-    diff.add_argument("--all", action="store_true", help="show equal fields too")
-    diff.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table")
-    common(diff, suppress=True)
+def runs_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="MODEL")
+    parser.add_argument("--sort-by", metavar="METRIC", help="best first by this metric")
+    parser.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table")
 
 
-COMMANDS = {"runs": cmd_runs, "diff": cmd_diff}
+def diff_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("a", metavar="A")
+    parser.add_argument("b", metavar="B")
+    parser.add_argument("--all", action="store_true", help="show equal fields too")
+    parser.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table")

@@ -14,17 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelwerk.kubectl_plugin import (
-    DEPLOYMENTS,
-    MODELS,
-    TRAININGRUNS,
-    JsonObj,
-    Kubectl,
-    aliases_by_version,
-    find_version,
-    format_metric,
-)
-from modelwerk.plugin_runs import list_items, run_record
+from modelwerk.plugin.client import DEPLOYMENTS, MODELS, TRAININGRUNS, JsonObj, Kubectl
+from modelwerk.plugin.records import aliases_by_version, find_version
+from modelwerk.plugin.render import format_metric
+from modelwerk.plugin.runs import list_items, run_record
 
 NOT_RECORDED = "none recorded"
 NONE = "—"
@@ -334,15 +327,6 @@ def cmd_card(kubectl: Kubectl, args: argparse.Namespace) -> str:
     return to_html(blocks) if args.output == "html" else to_markdown(blocks)
 
 
-def add_parser(sub: Any, common: Any) -> None:
-    card = sub.add_parser(
-        "card",
-        help="a model card: description, use, data, validation, evaluation, lineage, serving",
-        description="MODEL[:VERSION|:ALIAS]; default: the production alias, else the latest.",
-    )
-    card.add_argument("model", metavar="MODEL")
-    card.add_argument("-o", "--output", choices=("markdown", "html"), default="markdown")
-    common(card, suppress=True)
-
-
-COMMANDS = {"card": cmd_card}
+def card_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="MODEL")
+    parser.add_argument("-o", "--output", choices=("markdown", "html"), default="markdown")

@@ -1,0 +1,34 @@
+"""One kopf watch-event handler per cached kind, from the table of kinds (kinds.py) and the
+reconcilers' declared watches (wiring.ROUTES): each updates the cache and queues keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from modelwerk import kinds, wiring
+from modelwerk.kinds import Kind
+
+
+def _handler(kind: Kind) -> Any:
+    def on_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        wiring.observe(memo.manager, kind, event, body)
+
+    return on_event
+
+
+for _kind in kinds.CACHED:
+    if _kind not in wiring.ROUTES:
+        continue  # cached for lookups only: nobody is woken by it
+    assert _kind.cache is not None
+    _label = _kind.cache.owner_label
+    kopf.on.event(
+        _kind.group,
+        _kind.version,
+        _kind.plural,
+        # Children of someone else's making (no owner label) are none of ours; settings.py also
+        # asks the apiserver to filter them.
+        labels={_label: kopf.PRESENT} if _label else None,
+        id=f"{_kind.plural}.{_kind.group or 'core'}",
+    )(_handler(_kind))

@@ -1,0 +1,225 @@
+"""Every kind the operator touches, in one table: its API path, whether and how it is cached
+(projection, owner label, indexes), and the RBAC verbs it needs.
+
+Derived from this table: k8s.py's paths, the server-side label selectors of the watches
+(settings.py), the kopf handlers (handlers/), the caches and their indexes (wiring.py), the
+children a Deployment watches (reconcilers/deployment.py) and the chart's RBAC rules
+(hack/gen-chart.py writes them into helm/modelwerk/files/). A `Kind` is also the typed key of
+its cache: `mgr.store(kinds.JOB)`, never a string mypy cannot check.
+
+To add a kind: one entry here (and in `ALL`); see docs/design.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+from urllib.parse import quote
+
+from modelwerk import constants, projections
+from modelwerk.projections import Body
+
+READ: Final = frozenset({"get", "list", "watch"})
+MANAGE: Final = READ | {"create", "patch", "delete"}
+STATUS: Final = frozenset({"get", "patch", "update"})
+
+
+@dataclass(frozen=True)
+class Index:
+    """The typed name of a secondary index of the caches."""
+
+    name: str
+
+
+# Objects that name a Model in spec.model, found by the Model's (namespace, name).
+BY_MODEL: Final = Index("model")
+# Children, found by their owner's (namespace, name); the cache's owner label names the owner.
+BY_OWNER: Final = Index("owner")
+
+IndexFunc = Callable[[Mapping[str, Any]], Iterable[Hashable]]
+
+
+@dataclass(frozen=True)
+class Cache:
+    """How a kind is kept in memory: what of each object (projection), and, for children,
+    the label naming their owner. Only objects with that label are watched (the apiserver
+    filters them) and they are indexed under BY_OWNER."""
+
+    project: Callable[[Mapping[str, Any]], Body]
+    owner_label: str | None = None
+    by_model: bool = False
+
+    def indexes(self) -> dict[Index, IndexFunc]:
+        out: dict[Index, IndexFunc] = {}
+        if self.owner_label is not None:
+            out[BY_OWNER] = projections.owner_by_label(self.owner_label)
+        if self.by_model:
+            out[BY_MODEL] = projections.model_of
+        return out
+
+
+@dataclass(frozen=True)
+class Kind:
+    api_version: str
+    kind: str
+    plural: str
+    namespaced: bool = True
+    verbs: frozenset[str] = field(default=frozenset(), compare=False)
+    """What the operator does with it (the chart's RBAC rules)."""
+    status_verbs: frozenset[str] = field(default=frozenset(), compare=False)
+    """On its /status subresource."""
+    also_groups: tuple[str, ...] = field(default=(), compare=False)
+    """Further API groups granted the same verbs (Events exist in two)."""
+    cache: Cache | None = field(default=None, compare=False)
+    """None: never watched, only read or written when needed."""
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0]
+
+    @property
+    def version(self) -> str:
+        return self.api_version.rpartition("/")[2]
+
+    def __str__(self) -> str:
+        return f"{self.group}/{self.kind}" if self.group else self.kind
+
+    def path(self, namespace: str | None = None, name: str | None = None, sub: str = "") -> str:
+        root = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        parts = [root]
+        if self.namespaced and namespace:
+            parts.append(f"namespaces/{quote(namespace)}")
+        parts.append(self.plural)
+        if name:
+            parts.append(quote(name))
+        if sub:
+            parts.append(sub)
+        return "/".join(parts)
+
+
+def _ours(kind: str, plural: str, verbs: frozenset[str]) -> Kind:
+    return Kind(
+        constants.API_VERSION,
+        kind,
+        plural,
+        verbs=verbs,
+        status_verbs=STATUS,
+        cache=Cache(projections.resource, by_model=kind != "Model"),
+    )
+
+
+def _child(api_version: str, kind: str, plural: str) -> Kind:
+    """A child of a modelwerk Deployment: applied, watched, pruned."""
+    return Kind(
+        api_version,
+        kind,
+        plural,
+        verbs=MANAGE,
+        cache=Cache(projections.child, owner_label=constants.LABEL_DEPLOYMENT),
+    )
+
+
+MODEL: Final = _ours("Model", constants.MODEL_PLURAL, READ | {"patch"})
+TRAININGRUN: Final = _ours("TrainingRun", constants.TRAININGRUN_PLURAL, MANAGE)
+DEPLOYMENT: Final = _ours("Deployment", constants.DEPLOYMENT_PLURAL, READ | {"patch"})
+
+# A TrainingRun's Job and its pods.
+JOB: Final = Kind(
+    "batch/v1",
+    "Job",
+    "jobs",
+    verbs=MANAGE,
+    cache=Cache(projections.job, owner_label=constants.LABEL_TRAININGRUN),
+)
+POD: Final = Kind(
+    "v1",
+    "Pod",
+    "pods",
+    verbs=READ,
+    cache=Cache(projections.pod, owner_label=constants.LABEL_TRAININGRUN),
+)
+
+# A Deployment's children.
+APPS_DEPLOYMENT: Final = _child("apps/v1", "Deployment", "deployments")
+SERVICE: Final = _child("v1", "Service", "services")
+HPA: Final = _child("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
+PDB: Final = _child("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets")
+SELDON_DEPLOYMENT: Final = _child(
+    "machinelearning.seldon.io/v1", "SeldonDeployment", "seldondeployments"
+)
+PROMETHEUS_RULE: Final = _child("monitoring.coreos.com/v1", "PrometheusRule", "prometheusrules")
+SERVICE_MONITOR: Final = _child("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors")
+POD_MONITOR: Final = _child("monitoring.coreos.com/v1", "PodMonitor", "podmonitors")
+
+EVENT: Final = Kind(
+    "v1", "Event", "events", verbs=frozenset({"create", "patch"}), also_groups=("events.k8s.io",)
+)
+CRD: Final = Kind(
+    "apiextensions.k8s.io/v1",
+    "CustomResourceDefinition",
+    "customresourcedefinitions",
+    namespaced=False,
+    verbs=READ,  # kopf scans CRDs; the operator asks whether Seldon's and Prometheus' exist
+)
+
+ALL: Final[tuple[Kind, ...]] = (
+    MODEL,
+    TRAININGRUN,
+    DEPLOYMENT,
+    JOB,
+    POD,
+    APPS_DEPLOYMENT,
+    SERVICE,
+    HPA,
+    PDB,
+    SELDON_DEPLOYMENT,
+    PROMETHEUS_RULE,
+    SERVICE_MONITOR,
+    POD_MONITOR,
+    EVENT,
+    CRD,
+)
+CACHED: Final = tuple(k for k in ALL if k.cache is not None)
+_BY_API: Final = {(k.api_version, k.kind): k for k in ALL}
+
+
+def owned_by(label: str) -> tuple[Kind, ...]:
+    """The cached kinds whose objects name their owner with `label`."""
+    return tuple(k for k in CACHED if k.cache is not None and k.cache.owner_label == label)
+
+
+def of(api_version: str, kind: str) -> Kind:
+    try:
+        return _BY_API[(api_version, kind)]
+    except KeyError:
+        raise ValueError(f"modelwerk does not manage {kind} in {api_version}") from None
+
+
+def of_body(body: Mapping[str, Any]) -> Kind:
+    return of(str(body["apiVersion"]), str(body["kind"]))
+
+
+def rbac_rules(*, namespaced: bool) -> list[dict[str, Any]]:
+    """The RBAC rules for the namespaced kinds (a Role per watched namespace, or a ClusterRole),
+    or for the cluster-scoped ones: one rule per kind, and one per status subresource."""
+    rules: list[dict[str, Any]] = []
+    for k in ALL:
+        if k.namespaced != namespaced or not k.verbs:
+            continue
+        rules.append(
+            {
+                "apiGroups": [k.group, *k.also_groups],
+                "resources": [k.plural],
+                "verbs": sorted(k.verbs),
+            }
+        )
+        if k.status_verbs:
+            rules.append(
+                {
+                    "apiGroups": [k.group],
+                    "resources": [f"{k.plural}/status"],
+                    "verbs": sorted(k.status_verbs),
+                }
+            )
+    return rules

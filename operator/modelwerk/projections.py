@@ -1,0 +1,103 @@
+"""What the caches keep of each object: only the fields reconcilers read, so memory stays flat
+at 10,000s of objects. Pure functions of a watch event's body; kinds.py says which kind gets
+which."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from modelwerk import constants
+
+Body = dict[str, Any]
+ObjectKey = tuple[str, str]  # (namespace, name)
+
+_META_KEPT = (
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "creationTimestamp",
+    "labels",
+    "ownerReferences",
+    "generation",
+    "deletionTimestamp",
+)
+
+
+def _meta(body: Mapping[str, Any]) -> dict[str, Any]:
+    meta = body["metadata"]
+    return {k: meta[k] for k in _META_KEPT if k in meta}
+
+
+def resource(body: Mapping[str, Any]) -> Body:
+    """Our own kinds: everything a reconciler reads, without managedFields and annotations
+    (several kilobytes per object once the operator has written status, read by nobody here)."""
+    return {
+        "apiVersion": body["apiVersion"],
+        "kind": body["kind"],
+        "metadata": _meta(body),
+        "spec": body.get("spec") or {},
+        "status": body.get("status") or {},
+    }
+
+
+def child(body: Mapping[str, Any]) -> Body:
+    """Serving and monitoring children: identity, the spec hash we stamped, and status."""
+    meta = _meta(body)
+    spec_hash = (body["metadata"].get("annotations") or {}).get(constants.ANNOTATION_SPEC_HASH)
+    if spec_hash:
+        meta["annotations"] = {constants.ANNOTATION_SPEC_HASH: spec_hash}
+    return {
+        "apiVersion": body["apiVersion"],
+        "kind": body["kind"],
+        "metadata": meta,
+        "status": dict(body.get("status") or {}),
+    }
+
+
+def job(body: Mapping[str, Any]) -> Body:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _meta(body),
+        "spec": {"suspend": (body.get("spec") or {}).get("suspend", False)},
+        "status": dict(body.get("status") or {}),
+    }
+
+
+def pod(body: Mapping[str, Any]) -> Body:
+    status = body.get("status") or {}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": _meta(body),
+        "status": {
+            "phase": status.get("phase"),
+            "containerStatuses": [
+                {k: c[k] for k in ("name", "imageID", "state") if k in c}
+                for c in status.get("containerStatuses") or []
+            ],
+            # The `validate` init container's report (data validation) is its termination message.
+            "initContainerStatuses": [
+                {k: c[k] for k in ("name", "imageID", "state") if k in c}
+                for c in status.get("initContainerStatuses") or []
+            ],
+        },
+    }
+
+
+def owner_by_label(label: str) -> Callable[[Mapping[str, Any]], list[ObjectKey]]:
+    """The owner a child's label names, in the child's namespace."""
+
+    def owner(body: Mapping[str, Any]) -> list[ObjectKey]:
+        name = (body["metadata"].get("labels") or {}).get(label)
+        return [(body["metadata"].get("namespace") or "", name)] if name else []
+
+    return owner
+
+
+def model_of(body: Mapping[str, Any]) -> list[ObjectKey]:
+    """The Model a TrainingRun or Deployment names in spec.model."""
+    name = (body.get("spec") or {}).get("model")
+    return [(body["metadata"].get("namespace") or "", name)] if name else []

@@ -1,0 +1,247 @@
+"""Deployment reconciler, table-driven: given a Model's registered versions and the
+Deployment's children in the caches, one reconcile applies these children and writes this
+status; once the children report ready, the Deployment is Available and reconciling it again
+writes nothing, whatever it asks for (native or Seldon, monitoring, canary, HPA, PDB)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from modelwerk import kinds
+from tests.reconcile.world import (
+    MONITORING_CRDS,
+    NS,
+    SELDON_CRD,
+    World,
+    deployment,
+    model,
+    model_with,
+    registered,
+    summary,
+)
+
+STATUS = "status Deployment iris"
+
+
+@dataclass
+class Case:
+    name: str
+    given: list[dict[str, Any]]
+    writes: list[str]
+    phase: str
+    condition: tuple[str, str, str]
+    crds: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+CASES = [
+    Case(
+        "its Model does not exist",
+        [deployment()],
+        [STATUS, "event Deployment iris Pending"],
+        "Pending",
+        ("Ready", "False", "ModelNotFound"),
+    ),
+    Case(
+        "the alias is not set",
+        [model_with(registered(1)), deployment(version=None, alias="production")],
+        [STATUS, "event Deployment iris Pending"],
+        "Pending",
+        ("Ready", "False", "AliasNotSet"),
+    ),
+    Case(
+        "a version without a digest is not served",
+        [model_with(registered(1, digest=None)), deployment()],
+        [STATUS, "event Deployment iris Pending"],
+        "Pending",
+        ("Ready", "False", "NoDigest"),
+    ),
+    Case(
+        "native: a Deployment per version behind one Service",
+        [model_with(registered(1)), deployment()],
+        [
+            "apply apps/Deployment iris-v1",
+            "apply Service iris",
+            STATUS,
+            "event Deployment iris Progressing",
+        ],
+        "Progressing",
+        ("Progressing", "True", "RollingOut"),
+        extra={"endpoint": "http://iris.ns.svc:8000", "runtime": "native"},
+    ),
+    Case(
+        "native with autoscaling and a PDB",
+        [
+            model_with(registered(1)),
+            deployment(
+                replicas=None,
+                autoscaling={"minReplicas": 1, "maxReplicas": 3},
+                pdb={"minAvailable": 1},
+            ),
+        ],
+        [
+            "apply apps/Deployment iris-v1",
+            "apply Service iris",
+            "apply autoscaling/HorizontalPodAutoscaler iris-v1",
+            "apply policy/PodDisruptionBudget iris",
+            STATUS,
+            "event Deployment iris Progressing",
+        ],
+        "Progressing",
+        ("Progressing", "True", "RollingOut"),
+    ),
+    Case(
+        "auto picks Seldon when its CRD is installed",
+        [model_with(registered(1)), deployment(runtime="auto")],
+        [
+            "apply machinelearning.seldon.io/SeldonDeployment iris",
+            STATUS,
+            "event Deployment iris Progressing",
+        ],
+        "Progressing",
+        ("Progressing", "True", "WaitingForSeldon"),
+        crds=(SELDON_CRD,),
+        extra={"runtime": "seldon"},
+    ),
+    Case(
+        "monitoring with the Prometheus Operator's CRDs",
+        [model_with(registered(1)), deployment()],
+        [
+            "apply apps/Deployment iris-v1",
+            "apply Service iris",
+            "apply monitoring.coreos.com/PrometheusRule iris",
+            "apply monitoring.coreos.com/ServiceMonitor iris",
+            STATUS,
+            "event Deployment iris Progressing",
+        ],
+        "Progressing",
+        ("MonitoringReady", "True", "Generated"),
+        crds=MONITORING_CRDS,
+    ),
+    Case(
+        "monitoring without the CRDs",
+        [model_with(registered(1)), deployment()],
+        [
+            "apply apps/Deployment iris-v1",
+            "apply Service iris",
+            STATUS,
+            "event Deployment iris Progressing",
+        ],
+        "Progressing",
+        ("MonitoringReady", "False", "CRDNotInstalled"),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+async def test_one_reconcile(case: Case) -> None:
+    world = World(crds=case.crds)
+    world.given(*case.given)
+    _, writes = await world.reconcile(kinds.DEPLOYMENT, "iris")
+    assert summary(writes) == case.writes
+    status = world.status(kinds.DEPLOYMENT, "iris")
+    assert status["phase"] == case.phase
+    type_, value, reason = case.condition
+    assert world.condition(kinds.DEPLOYMENT, "iris", type_) == (value, reason)
+    for key, expected in case.extra.items():
+        assert status[key] == expected, key
+
+
+def ready(world: World) -> None:
+    """The Deployment controller and Seldon Core do their part: every child is available."""
+    for (api, kind, _, _), obj in world.kube.objects.items():
+        if (api, kind) == ("apps/v1", "Deployment"):
+            replicas = (obj.get("spec") or {}).get("replicas", 1)
+            obj["status"] = {
+                "observedGeneration": obj["metadata"]["generation"],
+                "replicas": replicas,
+                "updatedReplicas": replicas,
+                "readyReplicas": replicas,
+                "availableReplicas": replicas,
+            }
+        elif kind == "SeldonDeployment":
+            obj["status"] = {
+                "state": "Available",
+                "replicas": 2,
+                "address": {"url": "http://iris-seldon:8000"},
+            }
+    world.sync()
+
+
+CONVERGED = {
+    "native": ({}, ()),
+    "native, HPA, PDB, monitoring": (
+        {
+            "replicas": None,
+            "autoscaling": {"minReplicas": 2, "maxReplicas": 4},
+            "pdb": {"minAvailable": 1},
+        },
+        MONITORING_CRDS,
+    ),
+    "native with a canary": ({"canary": {"version": 2, "trafficPercent": 25}}, MONITORING_CRDS),
+    "seldon with monitoring": ({"runtime": "seldon"}, (SELDON_CRD, *MONITORING_CRDS)),
+    "seldon with a canary": (
+        {"runtime": "seldon", "canary": {"version": 2, "trafficPercent": 10}},
+        (SELDON_CRD,),
+    ),
+}
+
+
+@pytest.mark.parametrize("spec", list(CONVERGED.values()), ids=list(CONVERGED))
+async def test_converged_deployments_cost_no_writes(
+    spec: tuple[dict[str, Any], tuple[str, ...]],
+) -> None:
+    fields, crds = spec
+    world = World(crds=crds)
+    world.given(model_with(registered(1), registered(2)), deployment(**fields))
+    await world.reconcile(kinds.DEPLOYMENT, "iris")
+    ready(world)
+    await world.reconcile(kinds.DEPLOYMENT, "iris")
+    assert world.status(kinds.DEPLOYMENT, "iris")["phase"] == "Available"
+    ready(world)
+    _, writes = await world.reconcile(kinds.DEPLOYMENT, "iris")
+    assert summary(writes) == []
+
+
+async def test_a_version_change_keeps_the_old_version_until_the_new_one_is_ready() -> None:
+    world = World()
+    world.given(model_with(registered(1), registered(2)), deployment())
+    await world.reconcile(kinds.DEPLOYMENT, "iris")
+    ready(world)
+    await world.reconcile(kinds.DEPLOYMENT, "iris")
+    body = world.kube.find(kinds.DEPLOYMENT, "iris")
+    assert body is not None
+    body["spec"]["version"] = 2
+    body["metadata"]["generation"] = 2
+    world.sync()
+    _, writes = await world.reconcile(kinds.DEPLOYMENT, "iris")
+    assert "apply apps/Deployment iris-v2" in summary(writes)
+    assert "delete apps/Deployment iris-v1" not in summary(writes)
+    assert world.condition(kinds.DEPLOYMENT, "iris", "Ready") == ("True", "ServingPrevious")
+    ready(world)
+    _, writes = await world.reconcile(kinds.DEPLOYMENT, "iris")
+    assert "delete apps/Deployment iris-v1" in summary(writes)
+    assert world.status(kinds.DEPLOYMENT, "iris")["currentVersion"] == 2
+
+
+async def test_the_models_deletion_leaves_the_served_version_serving() -> None:
+    world = World()
+    world.given(model_with(registered(1)), deployment())
+    await world.reconcile(kinds.DEPLOYMENT, "iris")
+    ready(world)
+    await world.reconcile(kinds.DEPLOYMENT, "iris")
+    del world.kube.objects[(model()["apiVersion"], "Model", NS, "iris")]
+    world.sync()
+    _, writes = await world.reconcile(kinds.DEPLOYMENT, "iris")
+    assert [w for w in summary(writes) if w.startswith(("apply", "delete"))] == []
+    assert world.condition(kinds.DEPLOYMENT, "iris", "Degraded") == ("True", "ModelNotFound")
+    assert world.status(kinds.DEPLOYMENT, "iris")["phase"] == "Degraded"
+
+
+def test_model_fixture_is_a_valid_model() -> None:
+    from modelwerk.api.model import Model
+
+    assert Model.from_body(model()).spec.storage is not None

@@ -1,0 +1,161 @@
+"""The fast tier's harness: the operator's real manager, caches and reconcilers over the fake
+apiserver and a fake clock. `given` puts objects in the fake and its caches (as the watches
+would), `reconcile` runs one reconcile and returns the writes it made, after which the caches
+see the fake's objects again (the watch events that would follow)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from modelwerk import kinds, wiring
+from modelwerk.config import OperatorConfig
+from modelwerk.kinds import Kind
+from modelwerk.manager import Manager
+from tests.reconcile.fake import Clock, FakeKube, Write
+
+API = "modelwerk.io/v1alpha1"
+NS = "ns"
+DIGEST = "sha256:" + "a" * 64
+SELDON_CRD = "seldondeployments.machinelearning.seldon.io"
+MONITORING_CRDS = (
+    "prometheusrules.monitoring.coreos.com",
+    "servicemonitors.monitoring.coreos.com",
+    "podmonitors.monitoring.coreos.com",
+)
+CONTROLLERS = {c.kind: c for c in wiring.CONTROLLERS}
+
+
+class World:
+    def __init__(self, *, crds: Iterable[str] = (), prometheus_url: str = "") -> None:
+        self.clock = Clock()
+        self.kube = FakeKube(self.clock, set(crds))
+        config = OperatorConfig(
+            namespaces=(NS,), workers=1, serving_image="img:1", prometheus_url=prometheus_url
+        )
+        self.mgr: Manager = wiring.build_manager(self.kube, config, clock=self.clock)
+
+    def given(self, *bodies: Mapping[str, Any]) -> None:
+        for body in bodies:
+            self.kube.put(body)
+        self.sync()
+
+    def sync(self) -> None:
+        """The caches catch up with the fake apiserver (every watch event delivered)."""
+        for kind in kinds.CACHED:
+            store = self.mgr.store(kind)
+            present = {
+                (o["metadata"]["namespace"], o["metadata"]["name"]): o
+                for (api, k, _, _), o in self.kube.objects.items()
+                if (api, k) == (kind.api_version, kind.kind)
+            }
+            for key in [
+                k
+                for k in (
+                    (b["metadata"]["namespace"], b["metadata"]["name"]) for b in store.values()
+                )
+                if k not in present
+            ]:
+                store.remove(key)
+            for body in present.values():
+                assert kind.cache is not None
+                label = kind.cache.owner_label
+                if label is None or label in (body["metadata"].get("labels") or {}):
+                    store.upsert(json.loads(json.dumps(body)))
+
+    async def reconcile(self, kind: Kind, name: str) -> tuple[float | None, list[Write]]:
+        mark = self.kube.mark()
+        requeue = await CONTROLLERS[kind].reconcile(self.mgr, (NS, name))
+        self.sync()
+        return requeue, self.kube.since(mark)
+
+    def status(self, kind: Kind, name: str) -> dict[str, Any]:
+        found = self.kube.find(kind, name, NS)
+        assert found is not None, f"{kind} {name} does not exist"
+        return dict(found.get("status") or {})
+
+    def condition(self, kind: Kind, name: str, type_: str) -> tuple[str, str]:
+        for cond in self.status(kind, name).get("conditions") or []:
+            if cond["type"] == type_:
+                return cond["status"], cond["reason"]
+        raise AssertionError(f"{kind} {name} has no condition {type_}")
+
+
+def summary(writes: Iterable[Write]) -> list[str]:
+    """`verb kind name` per write; Events as `event Kind name Reason`."""
+    return [f"{w!r} {w.body['reason']}" if w.verb == "event" else repr(w) for w in writes]
+
+
+def model(name: str = "iris", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": API,
+        "kind": "Model",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"storage": {"uri": "s3://bucket/iris"}, **spec},
+    }
+
+
+def registered(number: int, digest: str | None = DIGEST, **extra: Any) -> dict[str, Any]:
+    artifact: dict[str, Any] = {"uri": f"s3://bucket/iris/run-{number}/model.joblib"}
+    if digest:
+        artifact["digest"] = digest[:-1] + str(number)
+    return {
+        "version": number,
+        "artifact": artifact,
+        "metrics": {"accuracy": 0.9},
+        "source": {"trainingRun": f"run-{number}", "uid": f"uid-run-{number}"},
+        "registeredAt": "2026-01-01T00:00:00Z",
+        **extra,
+    }
+
+
+def model_with(
+    *versions: dict[str, Any], aliases: Mapping[str, int] | None = None
+) -> dict[str, Any]:
+    body = model()
+    body["status"] = {
+        "versions": list(versions),
+        "aliases": dict(aliases or {}),
+        "latestVersion": max((v["version"] for v in versions), default=None),
+        "phase": "Ready",
+    }
+    return body
+
+
+def run(name: str = "run-1", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": API,
+        "kind": "TrainingRun",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"image": "trainer:1", "model": "iris", "backoffLimit": 0, **spec},
+    }
+
+
+def report(accuracy: float = 0.95) -> str:
+    return json.dumps(
+        {
+            "v": 1,
+            "metrics": {"accuracy": accuracy},
+            "artifact": {"uri": "s3://bucket/iris/run-1/model.joblib", "digest": DIGEST},
+        }
+    )
+
+
+def deployment(name: str = "iris", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": API,
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            k: v
+            for k, v in {
+                "model": "iris",
+                "version": 1,
+                "replicas": 2,
+                "runtime": "native",
+                **spec,
+            }.items()
+            if v is not None
+        },
+    }
