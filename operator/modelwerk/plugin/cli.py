@@ -4,9 +4,9 @@ arguments and what it does), so adding one is adding an entry:
     kubectl modelwerk versions MODEL [-n NS] [-o json|yaml]
     kubectl modelwerk lineage [deployment/]NAME | model/NAME[:VERSION|:ALIAS] | trainingrun/NAME
     kubectl modelwerk rerun RUN [--name NEW] [--dry-run] [-o name|json|yaml]
-    kubectl modelwerk runs MODEL [--sort-by METRIC] [-o json|yaml]      (runs.py)
-    kubectl modelwerk diff RUN_A RUN_B | MODEL:V1 MODEL:V2 [--all]     (runs.py)
-    kubectl modelwerk card MODEL[:VERSION|:ALIAS] [-o markdown|html]   (card.py)
+    kubectl modelwerk runs MODEL [--sort-by METRIC] [-o json|yaml]          (runs.py)
+    kubectl modelwerk diff RUN_A RUN_B | MODEL:V1 MODEL:V2 [--all] [-o ...]  (runs.py)
+    kubectl modelwerk card MODEL[:VERSION|:ALIAS] [-o markdown|html]       (card.py)
 
 Common flags: -n/--namespace, --kubeconfig, --context (KUBECONFIG is honoured as by kubectl).
 """
@@ -146,7 +146,8 @@ SUBCOMMANDS: list[Subcommand] = [
 def build_parser(subcommands: Sequence[Subcommand] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kubectl modelwerk",
-        description="Model registry versions, lineage and reruns for modelwerk.io resources.",
+        description="Model registry versions, lineage, reruns, runs compared and model cards for "
+        "modelwerk.io resources.",
     )
     _common(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -17,8 +17,7 @@ from typing import Any
 
 from modelwerk.plugin.client import MODELS, TRAININGRUNS, JsonObj, Kubectl, PluginError
 from modelwerk.plugin.records import find_version
-from modelwerk.plugin.render import NONE, format_metric, format_table, short_digest
-from modelwerk.plugin.render import dump as _dump
+from modelwerk.plugin.render import NONE, dump, format_metric, format_table, short_digest
 from modelwerk.status import parse_time
 
 HYPERPARAMETER_COLUMNS = 4
@@ -290,7 +289,7 @@ def cmd_runs(kubectl: Kubectl, args: argparse.Namespace) -> str:
         best_high = metric_direction(model, records, args.sort_by) != "min"
         records = sort_records(records, args.sort_by, descending=best_high)
     if args.output != "table":
-        return _dump(runs_document(model, records), args.output)
+        return dump(runs_document(model, records), args.output)
     if not records:
         meta = model.get("metadata") or {}
         raise PluginError(
@@ -397,7 +396,7 @@ def cmd_diff(kubectl: Kubectl, args: argparse.Namespace) -> str:
     label_b, b = resolve(kubectl, args.b)
     rows = differences(a, b, everything=args.all)
     if args.output != "table":
-        return _dump({"a": a, "b": b, "differences": rows}, args.output)
+        return dump({"a": a, "b": b, "differences": rows}, args.output)
     return diff_text((label_a, label_b), rows)
 
 
