@@ -308,11 +308,6 @@ def test_image_pull_backoff_is_reported_while_pending(
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 10 item 5(b) unfinished: the reconciler reads PodScheduled=False, but the pod's "
-    "condition update does not trigger a reconcile of the run (seen: Running stays PodPending)",
-)
 def test_unschedulable_pod_surfaces_the_schedulers_reason(
     namespace: str, operator: OperatorProcess
 ) -> None:
