@@ -48,6 +48,7 @@ def gated_run() -> dict[str, Any]:
 async def test_refused_data_rejects_the_run_before_training() -> None:
     world = World()
     failed = terminated(validation_report(False), exit_code=3, reason="Error")
+    failed["terminated"]["finishedAt"] = "2026-01-01T00:00:07Z"
     world.given(
         model(),
         gated_run(),
@@ -74,10 +75,12 @@ async def test_refused_data_rejects_the_run_before_training() -> None:
         "expected": ">= 100",
     }
     assert "versions" not in world.status(kinds.MODEL, "iris")
+    # The run ended when its validator did: a finished run's record does not change later.
+    assert status["completionTime"] == "2026-01-01T00:00:07Z"
     # The Job's failure arriving later changes nothing; nor does a second look.
     world.given(job(condition="Failed", failed=1))
     _, writes = await world.reconcile(kinds.TRAININGRUN, "run-1")
-    assert summary(writes) == [STATUS]  # completionTime from the Job, nothing else
+    assert writes == []
     _, writes = await world.reconcile(kinds.TRAININGRUN, "run-1")
     assert writes == []
     assert world.status(kinds.TRAININGRUN, "run-1")["phase"] == "Rejected"

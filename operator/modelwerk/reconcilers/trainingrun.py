@@ -229,8 +229,9 @@ async def _rejected_data(
     mgr: Manager, obs: Observed, sb: StatusBuilder, job: Mapping[str, Any]
 ) -> float | None:
     failed = job_condition(job, "Failed")
-    if failed is not None:
-        sb.status.setdefault("completionTime", failed.get("lastTransitionTime"))
+    ended = validation.finished_at(obs.pods) or (failed or {}).get("lastTransitionTime")
+    if ended:
+        sb.status.setdefault("completionTime", ended)
     why = "the data validation refused the datasets"
     sb.condition("Running", False, validation.REASON_FAILED, f"{why}: training never started")
     sb.condition("Registered", False, "Rejected", why)

@@ -46,6 +46,18 @@ def init_image_id(pods: Sequence[Mapping[str, Any]]) -> str | None:
     return None
 
 
+def finished_at(pods: Sequence[Mapping[str, Any]]) -> str | None:
+    """When the newest pod's validator ended: a run refused by its data ends then, before the
+    Job controller has marked the Job failed (its Failed time would otherwise appear later and
+    change a finished run's record)."""
+    ordered = sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "", reverse=True)
+    for pod in ordered:
+        term = (_validate_status(pod).get("state") or {}).get("terminated") or {}
+        if term.get("finishedAt"):
+            return str(term["finishedAt"])
+    return None
+
+
 def _report(pods: Sequence[Mapping[str, Any]]) -> wire.ValidationReport | None:
     """The newest pod's validation report; None while no validator has finished with one."""
     ordered = sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "", reverse=True)
