@@ -68,6 +68,12 @@ CLIENT_ERROR: Final = "client_error"
 SERVER_ERROR: Final = "server_error"
 
 
+# Exit codes a server pod's status shows: 2 is a bad configuration, 3 an artifact that must not
+# be served (missing, unreadable, or not the registered digest). The operator reads the latter.
+EXIT_CONFIG: Final = 2
+EXIT_ARTIFACT: Final = 3
+
+
 # --- pvc:// -------------------------------------------------------------------------------
 class PvcRef(NamedTuple):
     claim: str

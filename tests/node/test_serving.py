@@ -186,11 +186,14 @@ def test_tampered_artifact_never_ready_while_previous_version_serves(
         degraded = conds.get("Degraded")
         return obj if degraded and degraded["status"] == "True" else None
 
-    obj = wait_for("the Deployment reporting version 2 not ready", reported, timeout=240)
+    obj = wait_for("the Deployment reporting version 2 refused", reported, timeout=240)
     conds = {c["type"]: c for c in obj["status"]["conditions"]}
-    assert conds["Degraded"]["reason"] == "VersionNotReady", conds
+    assert conds["Degraded"]["reason"] == "ArtifactRefused", conds
     assert "version 2" in conds["Degraded"]["message"]
-    assert conds["Ready"]["reason"] == "ServingPrevious", conds
+    # The kubelet's termination message (the server's last log line) names the mismatch.
+    assert "digest mismatch" in conds["Degraded"]["message"], conds
+    assert (conds["Ready"]["status"], conds["Ready"]["reason"]) == ("False", "ArtifactRefused")
+    assert "version 1 keeps serving" in conds["Ready"]["message"]
     assert obj["status"]["currentVersion"] == 1
     # Version 1 still answers, and the same.
     assert _predict(namespace) == before

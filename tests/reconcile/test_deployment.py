@@ -227,6 +227,68 @@ async def test_a_version_change_keeps_the_old_version_until_the_new_one_is_ready
     assert world.status(kinds.DEPLOYMENT, "iris")["currentVersion"] == 2
 
 
+def refusing_pod(version: int, exit_code: int) -> dict[str, Any]:
+    """A serving pod whose model server exited (the kubelet's termination message is the log's
+    last line, as FallbackToLogsOnError keeps it) and waits to be restarted."""
+    message = "refusing to serve pvc://models/iris/v2/model.joblib: digest mismatch for ..."
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"iris-v{version}-abc",
+            "namespace": NS,
+            "labels": {
+                "modelwerk.io/deployment": "iris",
+                "modelwerk.io/model-version": str(version),
+            },
+        },
+        "status": {
+            "phase": "Running",
+            "containerStatuses": [
+                {
+                    "name": "model-server",
+                    "ready": False,
+                    "restartCount": 3,
+                    "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                    "lastState": {
+                        "terminated": {"exitCode": exit_code, "message": f"x\n{message}\n"}
+                    },
+                }
+            ],
+        },
+    }
+
+
+@pytest.mark.parametrize("exit_code", [3, 1], ids=["artifact refused", "other crash"])
+async def test_a_refused_artifact_is_not_ready_while_the_previous_version_serves(
+    exit_code: int,
+) -> None:
+    world = World()
+    world.given(model_with(registered(1), registered(2)), deployment())
+    await world.reconcile(kinds.DEPLOYMENT, "iris")
+    ready(world)
+    await world.reconcile(kinds.DEPLOYMENT, "iris")
+    body = world.kube.find(kinds.DEPLOYMENT, "iris")
+    assert body is not None
+    body["spec"]["version"] = 2
+    body["metadata"]["generation"] = 2
+    world.given(refusing_pod(2, exit_code))
+    _, writes = await world.reconcile(kinds.DEPLOYMENT, "iris")
+    assert "delete apps/Deployment iris-v1" not in summary(writes)
+    status = world.status(kinds.DEPLOYMENT, "iris")
+    assert status["currentVersion"] == 1
+    ready_cond = {c["type"]: c for c in status["conditions"]}["Ready"]
+    if exit_code == 3:
+        assert (ready_cond["status"], ready_cond["reason"]) == ("False", "ArtifactRefused")
+        assert "digest mismatch" in ready_cond["message"]
+        assert "version 1 keeps serving" in ready_cond["message"]
+        assert world.condition(kinds.DEPLOYMENT, "iris", "Degraded") == ("True", "ArtifactRefused")
+    else:  # an ordinary crash is a rollout still in progress until its deadline
+        assert (ready_cond["status"], ready_cond["reason"]) == ("True", "ServingPrevious")
+    _, writes = await world.reconcile(kinds.DEPLOYMENT, "iris")
+    assert writes == []
+
+
 async def test_the_models_deletion_leaves_the_served_version_serving() -> None:
     world = World()
     world.given(model_with(registered(1)), deployment())

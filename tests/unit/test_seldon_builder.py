@@ -162,6 +162,7 @@ def test_stable_and_canary() -> None:
                                                 "readOnly": True,
                                             },
                                         ],
+                                        "terminationMessagePolicy": "FallbackToLogsOnError",
                                         "securityContext": SECURE_CONTAINER,
                                         "resources": {"requests": {"cpu": "100m"}},
                                     }
@@ -221,6 +222,7 @@ def test_stable_and_canary() -> None:
                                         "ports": PORTS,
                                         **PROBES,
                                         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                                        "terminationMessagePolicy": "FallbackToLogsOnError",
                                         "securityContext": SECURE_CONTAINER,
                                         "resources": {"requests": {"cpu": "100m"}},
                                     }

@@ -196,6 +196,7 @@ def test_stable_version_deployment() -> None:
                                     "readOnly": True,
                                 },
                             ],
+                            "terminationMessagePolicy": "FallbackToLogsOnError",
                             "securityContext": SECURE_CONTAINER,
                             "resources": {
                                 "requests": {"cpu": "100m", "memory": "256Mi"},
@@ -288,6 +289,7 @@ def test_canary_version_deployment_autoscaled_with_service_account() -> None:
                             },
                             "lifecycle": PRE_STOP,
                             "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                            "terminationMessagePolicy": "FallbackToLogsOnError",
                             "securityContext": SECURE_CONTAINER,
                             "envFrom": [{"secretRef": {"name": "s3-creds", "optional": False}}],
                         }

@@ -187,6 +187,9 @@ def model_server_container(
             }
         },
         "volumeMounts": mounts,
+        # A server that refuses to start logs why as its last line; the kubelet keeps that as the
+        # termination message, which the operator puts in the Deployment's condition.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": copy.deepcopy(CONTAINER_SECURITY_CONTEXT),
     }
     if served.storage_secret:

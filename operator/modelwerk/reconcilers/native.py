@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from modelwerk import constants, kinds
+from modelwerk import constants, contract, kinds
 from modelwerk.api.deployment import Deployment
 from modelwerk.builders import native
 from modelwerk.builders.replicas import split_replicas
@@ -24,6 +24,7 @@ from modelwerk.reconcilers.served import (
     set_lineage,
     storage_secret,
 )
+from modelwerk.store import ObjectKey
 
 
 async def reconcile_native(
@@ -93,6 +94,9 @@ async def reconcile_native(
     failure = _failed(by_number.get(target_number))
     if target_ready:
         return mark_serving(sb, plan, plan.target)
+    refusal = await _artifact_refusal(mgr, key, target_number)
+    if refusal is not None:
+        return _refused(sb, plan, target_number, refusal)
     if failure is not None:
         sb.condition(
             "Degraded",
@@ -154,3 +158,47 @@ def _failed(deployment: Mapping[str, Any] | None) -> str | None:
         if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
             return str(cond.get("message") or "progress deadline exceeded")
     return None
+
+
+REASON_ARTIFACT_REFUSED = "ArtifactRefused"
+MESSAGE_LIMIT = 400
+
+
+async def _artifact_refusal(mgr: Manager, key: ObjectKey, number: int) -> str | None:
+    """Why the version's model server refuses its artifact (the digest does not match, it is
+    missing), read from its pods' termination: a crash loop the apps Deployment only reports as
+    unavailable. A read while the version is not ready, never a write."""
+    pods = await mgr.kube.list(
+        kinds.POD,
+        key[0],
+        labels={constants.LABEL_DEPLOYMENT: key[1], constants.LABEL_MODEL_VERSION: str(number)},
+    )
+    return refusal(pods)
+
+
+def refusal(pods: list[dict[str, Any]]) -> str | None:
+    for pod in pods:
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            for state in (status.get("state") or {}, status.get("lastState") or {}):
+                ended = state.get("terminated") or {}
+                if ended.get("exitCode") == contract.EXIT_ARTIFACT:
+                    lines = str(ended.get("message") or "").strip().splitlines()
+                    why = lines[-1] if lines else f"exit code {contract.EXIT_ARTIFACT}"
+                    return f"pod {pod['metadata']['name']}: {why}"[:MESSAGE_LIMIT]
+    return None
+
+
+def _refused(sb: StatusBuilder, plan: Plan, number: int, why: str) -> str:
+    message = f"version {number}'s model server refuses its artifact ({why})"
+    sb.condition("Degraded", True, REASON_ARTIFACT_REFUSED, message)
+    if plan.previous is not None:
+        # Not Ready: what was asked for will not serve until the artifact is fixed, though the
+        # previous version keeps answering.
+        previous = plan.previous["version"]
+        sb.condition(
+            "Ready", False, REASON_ARTIFACT_REFUSED, f"{message}; version {previous} keeps serving"
+        )
+        set_lineage(sb, plan.previous)
+    else:
+        sb.condition("Ready", False, REASON_ARTIFACT_REFUSED, message)
+    return "Degraded"

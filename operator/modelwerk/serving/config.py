@@ -35,6 +35,8 @@ from modelwerk.contract import (
 from modelwerk.contract import (
     ENV_PORT as ENV_PORT,
 )
+from modelwerk.contract import EXIT_ARTIFACT as EXIT_ARTIFACT
+from modelwerk.contract import EXIT_CONFIG as EXIT_CONFIG
 from modelwerk.contract import PORT as DEFAULT_PORT
 
 ENV_WORKERS: Final = "MODELWERK_WORKERS"
@@ -42,10 +44,6 @@ ENV_ACCESS_LOG: Final = "MODELWERK_ACCESS_LOG"
 
 DEFAULT_MAX_INSTANCES: Final = 10_000
 MAX_WORKERS: Final = 64
-
-# Exit codes a pod's status shows: 2 is a bad configuration, 3 an artifact that must not be served.
-EXIT_CONFIG: Final = 2
-EXIT_ARTIFACT: Final = 3
 
 
 class ConfigError(Exception):
