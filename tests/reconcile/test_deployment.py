@@ -206,7 +206,9 @@ async def test_converged_deployments_cost_no_writes(
     assert summary(writes) == []
 
 
-async def test_a_version_change_keeps_the_old_version_until_the_new_one_is_ready() -> None:
+async def serving_v1_asked_for_v2(*more: dict[str, Any]) -> World:
+    """Version 1 served and ready; then the spec asks for version 2 (with `more` objects, e.g.
+    its pods, in the world)."""
     world = World()
     world.given(model_with(registered(1), registered(2)), deployment())
     await world.reconcile(kinds.DEPLOYMENT, "iris")
@@ -216,7 +218,12 @@ async def test_a_version_change_keeps_the_old_version_until_the_new_one_is_ready
     assert body is not None
     body["spec"]["version"] = 2
     body["metadata"]["generation"] = 2
-    world.sync()
+    world.given(*more)
+    return world
+
+
+async def test_a_version_change_keeps_the_old_version_until_the_new_one_is_ready() -> None:
+    world = await serving_v1_asked_for_v2()
     _, writes = await world.reconcile(kinds.DEPLOYMENT, "iris")
     assert "apply apps/Deployment iris-v2" in summary(writes)
     assert "delete apps/Deployment iris-v1" not in summary(writes)
@@ -263,16 +270,7 @@ def refusing_pod(version: int, exit_code: int) -> dict[str, Any]:
 async def test_a_refused_artifact_is_not_ready_while_the_previous_version_serves(
     exit_code: int,
 ) -> None:
-    world = World()
-    world.given(model_with(registered(1), registered(2)), deployment())
-    await world.reconcile(kinds.DEPLOYMENT, "iris")
-    ready(world)
-    await world.reconcile(kinds.DEPLOYMENT, "iris")
-    body = world.kube.find(kinds.DEPLOYMENT, "iris")
-    assert body is not None
-    body["spec"]["version"] = 2
-    body["metadata"]["generation"] = 2
-    world.given(refusing_pod(2, exit_code))
+    world = await serving_v1_asked_for_v2(refusing_pod(2, exit_code))
     _, writes = await world.reconcile(kinds.DEPLOYMENT, "iris")
     assert "delete apps/Deployment iris-v1" not in summary(writes)
     status = world.status(kinds.DEPLOYMENT, "iris")
