@@ -87,3 +87,41 @@ def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
         if cond.get("type") == type_:
             return dict(cond)
     return None
+
+
+def models_volume(namespace: str, path: str, node_label: str, node_value: str) -> dict[str, Any]:
+    """A PVC `models` in `namespace`, bound to a static local PV at `path` on the nodes labelled
+    `node_label=node_value` (so the pods that mount it are scheduled there). The PV is
+    cluster-scoped and named after the namespace: the caller deletes it."""
+    term = {"matchExpressions": [{"key": node_label, "operator": "In", "values": [node_value]}]}
+    return {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolume",
+                "metadata": {"name": f"{namespace}-models"},
+                "spec": {
+                    "capacity": {"storage": "1Gi"},
+                    "accessModes": ["ReadWriteMany"],
+                    "persistentVolumeReclaimPolicy": "Retain",
+                    "storageClassName": "",
+                    "claimRef": {"namespace": namespace, "name": "models"},
+                    "local": {"path": path},
+                    "nodeAffinity": {"required": {"nodeSelectorTerms": [term]}},
+                },
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "models", "namespace": namespace},
+                "spec": {
+                    "accessModes": ["ReadWriteMany"],
+                    "storageClassName": "",
+                    "volumeName": f"{namespace}-models",
+                    "resources": {"requests": {"storage": "1Gi"}},
+                },
+            },
+        ],
+    }

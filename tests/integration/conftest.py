@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.cluster import ROOT, apply, get, kubectl, wait_for
+from tests.integration.cluster import ROOT, apply, get, kubectl, models_volume, wait_for
 
 # Every namespace this test session makes starts with this prefix, and the session's operator
 # watches only those: two test sessions sharing one cluster never reconcile each other's objects.
@@ -220,47 +220,7 @@ def models_claim(namespace: str) -> Iterator[str]:
     (training writes, serving reads) are scheduled. The PV is cluster-scoped: deleted here, not
     with the namespace."""
     pv = f"{namespace}-models"
-    manifest = {
-        "apiVersion": "v1",
-        "kind": "List",
-        "items": [
-            {
-                "apiVersion": "v1",
-                "kind": "PersistentVolume",
-                "metadata": {"name": pv},
-                "spec": {
-                    "capacity": {"storage": "1Gi"},
-                    "accessModes": ["ReadWriteMany"],
-                    "persistentVolumeReclaimPolicy": "Retain",
-                    "storageClassName": "",
-                    "claimRef": {"namespace": namespace, "name": "models"},
-                    "local": {"path": "/var/lib/modelwerk/models"},
-                    "nodeAffinity": {
-                        "required": {
-                            "nodeSelectorTerms": [
-                                {
-                                    "matchExpressions": [
-                                        {"key": "type", "operator": "In", "values": ["kwok"]}
-                                    ]
-                                }
-                            ]
-                        }
-                    },
-                },
-            },
-            {
-                "apiVersion": "v1",
-                "kind": "PersistentVolumeClaim",
-                "metadata": {"name": "models", "namespace": namespace},
-                "spec": {
-                    "accessModes": ["ReadWriteMany"],
-                    "storageClassName": "",
-                    "volumeName": pv,
-                    "resources": {"requests": {"storage": "1Gi"}},
-                },
-            },
-        ],
-    }
+    manifest = models_volume(namespace, "/var/lib/modelwerk/models", "type", "kwok")
     try:
         apply(manifest)
         wait_for(

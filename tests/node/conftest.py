@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.cluster import ROOT, get, kubectl, wait_for
+from tests.integration.cluster import ROOT, get, kubectl, models_volume, wait_for
 from tests.integration.conftest import OperatorProcess, wait_established
 
 NODE_CLUSTER = os.environ.get("MODELWERK_NODE_CLUSTER", "modelwerk-node")
@@ -176,38 +176,7 @@ def models_claim(real_node: RealNode, namespace: str) -> Iterator[Path]:
     path.mkdir(parents=True)
     os.chown(path, 65532, 65532)
     pv = f"{namespace}-models"
-    term = {"matchExpressions": [{"key": NODE_LABEL, "operator": "In", "values": ["true"]}]}
-    manifest = {
-        "apiVersion": "v1",
-        "kind": "List",
-        "items": [
-            {
-                "apiVersion": "v1",
-                "kind": "PersistentVolume",
-                "metadata": {"name": pv},
-                "spec": {
-                    "capacity": {"storage": "1Gi"},
-                    "accessModes": ["ReadWriteMany"],
-                    "persistentVolumeReclaimPolicy": "Retain",
-                    "storageClassName": "",
-                    "claimRef": {"namespace": namespace, "name": "models"},
-                    "local": {"path": str(path)},
-                    "nodeAffinity": {"required": {"nodeSelectorTerms": [term]}},
-                },
-            },
-            {
-                "apiVersion": "v1",
-                "kind": "PersistentVolumeClaim",
-                "metadata": {"name": "models", "namespace": namespace},
-                "spec": {
-                    "accessModes": ["ReadWriteMany"],
-                    "storageClassName": "",
-                    "volumeName": pv,
-                    "resources": {"requests": {"storage": "1Gi"}},
-                },
-            },
-        ],
-    }
+    manifest = models_volume(namespace, str(path), NODE_LABEL, "true")
     kubectl("apply", "-f", "-", input=json.dumps(manifest))
     yield path
     kubectl("delete", "persistentvolume", pv, "--wait=false", check=False)
