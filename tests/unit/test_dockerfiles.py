@@ -15,8 +15,8 @@ import shutil
 import subprocess
 import sys
 import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,80 +29,18 @@ SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|C
 VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}?")
 
 
-@dataclass
-class Instruction:
-    keyword: str
-    args: str
-    line: int
+# The parser hack/images.py builds the images with: the rules read the Dockerfiles the same way.
+sys.path.insert(0, str(ROOT / "hack"))
+_dockerfile = importlib.import_module("images_dockerfile")
+Instruction = Any  # images_dockerfile.Instruction (hack/ is not a package mypy reads)
 
 
-@dataclass
-class Stage:
-    base: str
-    """The FROM argument with build args substituted by their defaults."""
-    name: str | None
-    instructions: list[Instruction] = field(default_factory=list)
+def parse(text: str) -> Any:
+    return _dockerfile.parse(text)
 
 
-@dataclass
-class Dockerfile:
-    global_args: dict[str, str]
-    stages: list[Stage]
-
-    @property
-    def final(self) -> Stage:
-        return self.stages[-1]
-
-
-def instructions(text: str) -> list[Instruction]:
-    """Instructions with continuation lines joined and comments dropped."""
-    result: list[Instruction] = []
-    pending: list[str] = []
-    start = 0
-    for number, raw in enumerate(text.splitlines(), 1):
-        stripped = raw.strip()
-        if not pending and (not stripped or stripped.startswith("#")):
-            continue
-        if pending and stripped.startswith("#"):
-            continue  # comment lines inside a continued instruction
-        if not pending:
-            start = number
-        if stripped.endswith("\\"):
-            pending.append(stripped[:-1].strip())
-            continue
-        pending.append(stripped)
-        keyword, _, args = " ".join(p for p in pending if p).partition(" ")
-        result.append(Instruction(keyword.upper(), args.strip(), start))
-        pending = []
-    assert not pending, "a continuation line ends the file"
-    return result
-
-
-def _arg(args: str) -> tuple[str, str]:
-    name, _, default = args.partition("=")
-    return name.strip(), default.strip().strip('"')
-
-
-def substitute(text: str, values: dict[str, str]) -> str:
-    return VARIABLE.sub(lambda m: values.get(m.group(1), m.group(0)), text)
-
-
-def parse(text: str) -> Dockerfile:
-    global_args: dict[str, str] = {}
-    stages: list[Stage] = []
-    for ins in instructions(text):
-        if ins.keyword == "FROM":
-            words = ins.args.split()
-            words = [w for w in words if not w.startswith("--platform")]
-            name = words[2] if len(words) == 3 and words[1].upper() == "AS" else None
-            stages.append(Stage(substitute(words[0], global_args), name))
-        elif not stages:
-            assert ins.keyword == "ARG", f"line {ins.line}: only ARG may precede FROM"
-            key, default = _arg(ins.args)
-            global_args[key] = default
-        else:
-            stages[-1].instructions.append(ins)
-    return Dockerfile(global_args, stages)
+def final(dockerfile: Any) -> Any:
+    return dockerfile.stages[-1]
 
 
 def violations(text: str) -> list[str]:
@@ -122,7 +60,7 @@ def violations(text: str) -> list[str]:
     for stage in dockerfile.stages:
         for ins in stage.instructions:
             found += _instruction_violations(ins)
-    final = dockerfile.final
+    final = dockerfile.stages[-1]
     users = [i for i in final.instructions if i.keyword == "USER"]
     if not users:
         found.append("final stage has no USER: it would run as root")
@@ -201,12 +139,12 @@ def test_final_stage_installs_only_wheels_from_the_builder(name: str) -> None:
 
 @pytest.mark.parametrize("name", DOCKERFILES)
 def test_user_is_65532_as_in_the_generated_pods(name: str) -> None:
-    users = [i.args for i in parse(_text(name)).final.instructions if i.keyword == "USER"]
+    users = [i.args for i in final(parse(_text(name))).instructions if i.keyword == "USER"]
     assert users[-1] == "65532:65532"
 
 
 def test_all_images_share_one_pinned_base() -> None:
-    bases = {parse(_text(name)).global_args["PYTHON_IMAGE"] for name in DOCKERFILES}
+    bases = {parse(_text(name)).args["PYTHON_IMAGE"] for name in DOCKERFILES}
     assert len(bases) == 1
     (base,) = bases
     # Debian 12 by name: the python:3.12-slim tag moved to Debian 13, and hack/images.py builds
@@ -222,7 +160,7 @@ def test_all_images_share_one_pinned_base() -> None:
 def test_installed_version_is_pyprojects(name: str) -> None:
     project = _pyproject()["project"]
     assert isinstance(project, dict)
-    args = [i.args for i in parse(_text(name)).final.instructions if i.keyword == "ARG"]
+    args = [i.args for i in final(parse(_text(name))).instructions if i.keyword == "ARG"]
     assert f"MODELWERK_VERSION={project['version']}" in args
 
 
@@ -242,13 +180,15 @@ def test_extras_per_image() -> None:
 def test_entrypoints_exist() -> None:
     scripts = _pyproject()["project"]
     assert isinstance(scripts, dict)
-    assert parse(_text("operator")).final.instructions[-2].args == '["modelwerk"]'
+    assert final(parse(_text("operator"))).instructions[-2].args == '["modelwerk"]'
     assert "modelwerk" in scripts["scripts"]
     for name, module in (
         ("model-server", "modelwerk.serving"),
         ("trainer", "modelwerk.trainers.iris"),
     ):
-        entry = [i.args for i in parse(_text(name)).final.instructions if i.keyword == "ENTRYPOINT"]
+        entry = [
+            i.args for i in final(parse(_text(name))).instructions if i.keyword == "ENTRYPOINT"
+        ]
         assert entry == [f'["python", "-m", "{module}"]']
         assert importlib.util.find_spec(module) is not None
 
