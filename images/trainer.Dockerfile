@@ -1,4 +1,5 @@
-# The reference trainer: `python -m modelwerk.trainers.iris` with the [ml] extra, reporting
+# The reference trainer: `python -m modelwerk.trainers.iris` with the [ml] extra (and [data]:
+# the validate init container reads Parquet with pyarrow), reporting
 # through modelwerk.sdk. Also a base for your own training images (FROM it, add your code).
 # Build from the repository root:
 #
@@ -24,7 +25,7 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY operator/ operator/
-RUN python -m pip wheel --wheel-dir /wheels ".[ml]"
+RUN python -m pip wheel --wheel-dir /wheels ".[ml,data]"
 
 FROM ${PYTHON_IMAGE}
 ARG MODELWERK_VERSION=0.1.0
@@ -34,7 +35,7 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
-    python -m pip install --no-index --find-links=/wheels "modelwerk[ml]==${MODELWERK_VERSION}"
+    python -m pip install --no-index --find-links=/wheels "modelwerk[ml,data]==${MODELWERK_VERSION}"
 LABEL org.opencontainers.image.title="Modelwerk iris trainer" \
       org.opencontainers.image.description="Reference training image reporting through modelwerk.sdk" \
       org.opencontainers.image.version="${MODELWERK_VERSION}"

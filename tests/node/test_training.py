@@ -6,6 +6,7 @@ real kubelet's: a non-zero exit, and a container killed by its memory limit."""
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +130,79 @@ def test_memory_limit_kills_the_run_with_oomkilled(
     term = pod["status"]["containerStatuses"][0]["state"]["terminated"]
     assert term["reason"] == "OOMKilled"
     assert term["exitCode"] == 137
+
+
+def _parquet(path: Path, species: list[str]) -> str:
+    """An iris-like Parquet file on the volume, readable by the pods' user; returns its digest."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = len(species)
+    table = pa.table(
+        {
+            "sepal_length": pa.array([4.5 + 0.1 * i for i in range(n)], pa.float64()),
+            "species": pa.array(species, pa.string()),
+        }
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path)
+    for p in (path.parent, path):
+        os.chown(p, 65532, 65532)
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _validated_run(name: str, image: Image, uri: str, digest: str) -> dict[str, Any]:
+    body = _run(name, image, TRAIN)
+    body["spec"]["datasets"] = [{"name": "train", "uri": uri, "digest": digest}]
+    body["spec"]["validation"] = {
+        "datasets": [
+            {
+                "name": "train",
+                "rows": {"min": 10},
+                "columns": [
+                    {"name": "sepal_length", "type": "float", "min": 4, "max": 8},
+                    {
+                        "name": "species",
+                        "type": "string",
+                        "allowed": ["setosa", "versicolor"],
+                        "feature": False,
+                    },
+                ],
+            }
+        ]
+    }
+    return body
+
+
+def test_parquet_data_is_validated_in_the_trainer_image(
+    real_node: RealNode,
+    namespace: str,
+    operator: OperatorProcess,
+    models_claim: Path,
+    images: dict[str, Image],
+) -> None:
+    """The `validate` init container runs in the trainer image on the node, reads Parquet from
+    the volume with pyarrow, passes good data to training and refuses bad data with exit 3."""
+    trainer = images["trainer"]
+    apply(_model(), namespace)
+    good = _parquet(models_claim / "data" / "good.parquet", ["setosa", "versicolor"] * 6)
+    bad = _parquet(models_claim / "data" / "bad.parquet", ["setosa", "virginica", "setosa"])
+    apply(_validated_run("good", trainer, "pvc://models/data/good.parquet", good), namespace)
+    apply(_validated_run("bad", trainer, "pvc://models/data/bad.parquet", bad), namespace)
+
+    passed = wait_phase(namespace, "good", "Succeeded", timeout=300)["status"]
+    assert passed["validation"]["passed"] is True, passed["validation"]
+    assert {d["name"]: d["rows"] for d in passed["validation"]["datasets"]} == {"train": 12}
+    assert passed["modelVersion"] == 1
+
+    refused = wait_phase(namespace, "bad", "Rejected", timeout=300)
+    assert conditions_by_type(refused)["Validated"]["reason"] == "DataValidationFailed"
+    failed = {c["name"] for c in refused["status"]["validation"]["checks"] if not c["passed"]}
+    assert {"train/rows", "train/species/allowed"} <= failed, failed
+    (pod,) = pods_of(namespace, "bad")
+    (init,) = pod["status"]["initContainerStatuses"]
+    assert init["state"]["terminated"]["exitCode"] == 3
+    # The lineage of a run refused before training names the image its validator ran.
+    assert refused["status"]["reproducibility"]["image"] == trainer.image_id
+    # Training never started.
+    assert "terminated" not in (pod["status"]["containerStatuses"][0].get("state") or {})
