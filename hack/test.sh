@@ -36,6 +36,8 @@ real_node() { # brings up the real-node cluster and imports the images its tests
   hack/cluster.sh up >/dev/null
   eval "$(hack/cluster.sh env)"
   hack/images.sh import trainer model-server >/dev/null
+  # tests/images also runs the operator image (not imported: nothing on the node runs it yet).
+  hack/images.sh build operator >/dev/null
 }
 
 echo "== pytest"
@@ -48,6 +50,7 @@ pytest tests/unit tests/reconcile tests/integration tests/e2e
 if [ "$node_tier" = 1 ]; then
   echo "== real-node tier ($node_cluster)"
   real_node
-  # tests/images runs the images `hack/images.sh` built (skipped when they are not built).
+  # tests/images runs the images `hack/images.sh` built (skipped only when run by hand without
+  # them).
   pytest tests/images tests/node
 fi

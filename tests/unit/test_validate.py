@@ -429,6 +429,28 @@ def test_init_container_is_the_training_container_with_another_command() -> None
     assert rule["onExitCodes"] == {"containerName": "validate", "operator": "In", "values": [3]}
 
 
+def test_data_on_the_output_claim_shares_its_volume() -> None:
+    """One volume per claim: a second volume of the output's claim would be one mount on the
+    node, and its readOnly would leave the training container unable to write its artifact."""
+    body = _run()
+    body["spec"]["datasets"][0]["uri"] = "pvc://models/data/train.csv"
+    job = build_job(TrainingRun.from_body(body), body)
+    pod = job["spec"]["template"]["spec"]
+    claims = [
+        v["persistentVolumeClaim"]["claimName"]
+        for v in pod["volumes"]
+        if "persistentVolumeClaim" in v
+    ]
+    assert claims == ["models"]
+    (output,) = [v for v in pod["volumes"] if "persistentVolumeClaim" in v]
+    assert "readOnly" not in output["persistentVolumeClaim"]
+    train, init = pod["containers"][0], pod["initContainers"][0]
+    data = [m for m in init["volumeMounts"] if m["name"] == output["name"]]
+    assert data == [{"name": output["name"], "mountPath": "/mnt/pvc/models", "readOnly": True}]
+    written = [m for m in train["volumeMounts"] if m["name"] == output["name"]]
+    assert [m.get("readOnly", False) for m in written] == [False]
+
+
 def test_job_without_validation_has_no_init_container() -> None:
     body = _run()
     del body["spec"]["validation"]

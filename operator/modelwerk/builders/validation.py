@@ -52,11 +52,21 @@ def add_to_job(run: TrainingRun, job_spec: Manifest) -> None:
     init["command"] = list(COMMAND)
     # Scratch and the params file; not the output: validation writes no artifact.
     mounts = [m for m in train.get("volumeMounts") or [] if m["name"] in ("scratch", "params")]
+    # One volume per claim: data on the output's claim reuses the output volume (mounted
+    # read-only here). A second volume of the same claim would be one mount on the node, and its
+    # readOnly would make the training container's output read-only too.
+    by_claim = {
+        v["persistentVolumeClaim"]["claimName"]: v["name"]
+        for v in pod_spec["volumes"]
+        if "persistentVolumeClaim" in v
+    }
     for index, claim in enumerate(_claims(run)):
-        volume = f"data-{index}"
-        pod_spec["volumes"].append(
-            {"name": volume, "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
-        )
+        volume = by_claim.get(claim)
+        if volume is None:
+            volume = f"data-{index}"
+            pod_spec["volumes"].append(
+                {"name": volume, "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
+            )
         mounts.append({"name": volume, "mountPath": f"{PVC_ROOT}/{claim}", "readOnly": True})
     init["volumeMounts"] = copy.deepcopy(mounts)
     pod_spec["initContainers"] = [init]
