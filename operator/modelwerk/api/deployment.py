@@ -31,6 +31,7 @@ from modelwerk.api.common import (
     rule,
     validations,
 )
+from modelwerk.api.governance import HISTORY_LIMIT, ServingChange
 from modelwerk.api.kindinfo import AGE, NAME_FITS_LABEL, KindInfo, PrinterColumn
 
 Percent = Annotated[int, Field(ge=0, le=100)]
@@ -333,6 +334,12 @@ class DeploymentStatus(StatusModel):
     """Lineage of currentVersion: what produced it."""
     rejected_versions: list[Version] = Field(default_factory=list)
     """Canary versions rolled back by analysis; not tried again."""
+    history: Annotated[list[ServingChange], Field(max_length=HISTORY_LIMIT)] | None = None
+    """Every change of what is served (currentVersion, canary version, canary traffic), oldest
+    first, at most 50: older entries are posted as Events (reason ServingHistory) when they
+    drop out."""
+    history_trimmed: int | None = None
+    """How many entries have dropped out of history into Events."""
 
 
 DEPLOYMENT_KIND = KindInfo(
