@@ -74,7 +74,7 @@ def _protected(obj: str) -> str:
 
 _VALUE = "double(v.metrics[p.metric.name])"
 VARIABLES: Final = (
-    ("isStatus", "request.subResource == 'status'"),
+    ("isStatus", "has(request.subResource) && request.subResource == 'status'"),
     ("newAliases", _aliases("object")),
     ("oldAliases", _aliases("oldObject")),
     ("policies", f"({_protected('oldObject')}) + ({_protected('object')})"),
