@@ -12,6 +12,7 @@ import json
 import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ import pytest
 from tests.integration.cluster import ROOT, apply, get, kubectl, wait_for
 from tests.integration.conftest import OperatorProcess
 from tests.integration.trainingruns import (
+    metric_sum,
     model_manifest,
     reference_report,
     run_manifest,
@@ -239,3 +241,67 @@ def test_protected_aliases_are_enforced_at_apply(governed: str) -> None:
         '{"spec":{"aliases":{"production":2}}}',
     )
     wait_for("production on version 2", lambda: status_aliases(ns).get("production") == 2)
+
+
+DECLARED = [
+    {
+        "version": n,
+        "artifact": {"uri": f"s3://bucket/iris/v{n}.joblib", "digest": "sha256:" + f"{n:02d}" * 32},
+        "metrics": {"accuracy": 0.9},
+    }
+    for n in (1, 2)
+]
+
+
+@pytest.fixture
+def own_operator(
+    kubeconfig: str, crds: None, namespace: str, tmp_path: Path, operator: OperatorProcess
+) -> Iterator[OperatorProcess]:
+    """An operator for this test's namespace only (the session's is paused: two operators on
+    one namespace would race), not yet started."""
+    operator.stop()
+    proc = OperatorProcess(kubeconfig, tmp_path / "operator.log", "--namespace", namespace)
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        operator.start()
+
+
+def _history(namespace: str) -> list[tuple[Any, Any, Any]]:
+    obj = get("model", "iris", namespace) or {}
+    entries = (obj.get("status") or {}).get("history") or []
+    return [(h["alias"], h.get("from"), h.get("to")) for h in entries]
+
+
+def test_history_survives_an_operator_restart(
+    namespace: str, own_operator: OperatorProcess
+) -> None:
+    body = model_manifest("iris", versions=DECLARED, aliases={"candidate": 1})
+    apply(body, namespace)
+    own_operator.start()
+    wait_for("the first move recorded", lambda: _history(namespace) == [("candidate", None, 1)])
+    own_operator.kill()
+    # Moved while the operator is down: recorded once it is back, once.
+    apply(model_manifest("iris", versions=DECLARED, aliases={"candidate": 2}), namespace)
+    own_operator.start()
+    expected = [("candidate", None, 1), ("candidate", 1, 2)]
+    wait_for("the move made while down", lambda: _history(namespace) == expected, timeout=60)
+    before = get("model", "iris", namespace)
+    assert before is not None
+    own_operator.stop()
+    own_operator.start()
+
+    def reconciled() -> bool:
+        try:
+            text = own_operator.metrics()
+        except OSError:  # not listening yet
+            return False
+        return metric_sum(text, "modelwerk_reconcile_total", kind="Model", result="ok") >= 1
+
+    wait_for("the restarted operator reconciled the Model", reconciled, timeout=60)
+    after = get("model", "iris", namespace)
+    assert after is not None
+    assert _history(namespace) == expected
+    # Nothing changed, nothing written: the stored object is the same version.
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
