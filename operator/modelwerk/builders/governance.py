@@ -142,7 +142,8 @@ def _validation(rule: str, expression: str, message: str) -> dict[str, Any]:
 
 
 def _names(variable: str) -> str:
-    return f"variables.{variable}.join(', ')"
+    # An alias protected by both the old and the new spec.protection is in the list twice.
+    return f"variables.{variable}.distinct().join(', ')"
 
 
 VALIDATIONS: Final = (
