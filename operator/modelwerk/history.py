@@ -58,7 +58,9 @@ def alias_moves(
     return moves
 
 
-def serving_change(old: Mapping[str, Any], new: Mapping[str, Any], at: str) -> Entry | None:
+def serving_change(
+    old: Mapping[str, Any], new: Mapping[str, Any], at: str, *, reverted: bool = False
+) -> Entry | None:
     """The entry for a Deployment whose served version, canary or canary traffic changed."""
 
     def served(status: Mapping[str, Any]) -> tuple[Any, Any, Any, Any]:
@@ -74,7 +76,7 @@ def serving_change(old: Mapping[str, Any], new: Mapping[str, Any], at: str) -> E
     if before == after:
         return None
     if before[0] != after[0]:
-        reason = ServingChangeReason.SWITCHED
+        reason = ServingChangeReason.REVERTED if reverted else ServingChangeReason.SWITCHED
     elif after[3] != before[3] and after[3] == "Promoted":
         reason = ServingChangeReason.CANARY_PROMOTED
     elif after[3] != before[3] and after[3] == "RolledBack":

@@ -31,7 +31,7 @@ from modelwerk.api.common import (
     rule,
     validations,
 )
-from modelwerk.api.governance import HISTORY_LIMIT, ServingChange
+from modelwerk.api.governance import HISTORY_LIMIT, Guard, GuardStatus, ServingChange
 from modelwerk.api.kindinfo import AGE, NAME_FITS_LABEL, KindInfo, PrinterColumn
 
 Percent = Annotated[int, Field(ge=0, le=100)]
@@ -249,6 +249,9 @@ class DeploymentSpec(_VersionOrAlias):
     canary: Canary | None = None
     """A second version that gets part of the traffic; unset: only the stable version is
     served. A version that analysis rolled back is not tried again (status.rejectedVersions)."""
+    guard: Guard | None = None
+    """Watch each version for `window` after it becomes current and switch back on a breach
+    (needs the operator's Prometheus URL); unset: a current version is not watched."""
     # Defaulted to {} so the apiserver fills in monitoring.enabled=true and the stored object
     # says monitoring is on.
     monitoring: Monitoring = Field(default_factory=Monitoring, json_schema_extra={"default": {}})
@@ -340,6 +343,8 @@ class DeploymentStatus(StatusModel):
     drop out."""
     history_trimmed: int | None = None
     """How many entries have dropped out of history into Events."""
+    guard: GuardStatus | None = None
+    """The guard over currentVersion; absent without spec.guard."""
 
 
 DEPLOYMENT_KIND = KindInfo(

@@ -12,6 +12,7 @@ from pydantic import Field, StringConstraints
 from modelwerk.api.common import (
     ApiModel,
     DnsLabel,
+    Duration,
     MetricName,
     StatusModel,
     list_map,
@@ -121,6 +122,8 @@ class ServingChangeReason(StrEnum):
     CANARY_PROMOTED = "CanaryPromoted"
     ROLLED_BACK = "RolledBack"
     CANARY_REMOVED = "CanaryRemoved"
+    REVERTED = "Reverted"
+    """spec.guard measured a breach: the previous version serves again."""
 
 
 class ServingChange(StatusModel):
@@ -143,3 +146,40 @@ NO_PROMOTION_OF_PROTECTED = rule(
     " spec.aliases, by an approver",
     field_path=".spec.promotion.alias",
 )
+
+
+class Guard(ApiModel):
+    """Keep watching a version after it becomes current: on a breach within `window`, switch
+    back to the version before it (zero-downtime, as any switch) and never re-promote it here."""
+
+    window: Duration = "10m"
+    """How long after it became current a version is watched."""
+    interval: Duration = "1m"
+    """The PromQL range of each measurement, and how often it is taken."""
+    max_error_rate_percent: Annotated[float, Field(ge=0, le=100)] | None = None
+    """A breach: more errors than this share of requests."""
+    max_latency_p99_ms: Annotated[float, Field(gt=0)] | None = None
+    """A breach: a p99 latency above this."""
+
+
+class GuardState(StrEnum):
+    WATCHING = "Watching"
+    PASSED = "Passed"
+    """The window ended without a breach."""
+    REVERTED = "Reverted"
+    """Breached: the previous version serves; the version is in rejectedVersions."""
+
+
+class GuardStatus(StatusModel):
+    """The guard over the current version."""
+
+    version: int
+    """The version watched (the one that became current)."""
+    previous_version: int | None = None
+    """What is served again on a breach; absent: nothing to go back to (not watched)."""
+    since: datetime
+    """When the version became current; the window counts from here."""
+    state: GuardState
+    error_rate_percent: float | None = None
+    latency_p99_ms: float | None = None
+    """The last measurement."""
