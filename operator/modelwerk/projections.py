@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from modelwerk import constants
+from modelwerk.api.governance import ANNOTATION_MOVE_REASON, ANNOTATION_MOVED_BY
 
 Body = dict[str, Any]
 ObjectKey = tuple[str, str]  # (namespace, name)
@@ -25,6 +26,9 @@ _META_KEPT = (
 )
 
 
+GOVERNANCE_ANNOTATIONS = (ANNOTATION_MOVED_BY, ANNOTATION_MOVE_REASON)
+
+
 def _meta(body: Mapping[str, Any]) -> dict[str, Any]:
     meta = body["metadata"]
     return {k: meta[k] for k in _META_KEPT if k in meta}
@@ -32,11 +36,17 @@ def _meta(body: Mapping[str, Any]) -> dict[str, Any]:
 
 def resource(body: Mapping[str, Any]) -> Body:
     """Our own kinds: everything a reconciler reads, without managedFields and annotations
-    (several kilobytes per object once the operator has written status, read by nobody here)."""
+    (several kilobytes per object once the operator has written status, read by nobody here),
+    but for the record of who moved a protected alias, which goes into the Model's history."""
+    meta = _meta(body)
+    annotations = body["metadata"].get("annotations") or {}
+    kept = {k: annotations[k] for k in GOVERNANCE_ANNOTATIONS if k in annotations}
+    if kept:
+        meta["annotations"] = kept
     return {
         "apiVersion": body["apiVersion"],
         "kind": body["kind"],
-        "metadata": _meta(body),
+        "metadata": meta,
         "spec": body.get("spec") or {},
         "status": body.get("status") or {},
     }

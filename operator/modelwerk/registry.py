@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelwerk import history
 from modelwerk.api.common import Direction
 from modelwerk.api.model import Model, ModelPhase
 from modelwerk.status import set_condition
@@ -167,6 +168,8 @@ def desired_status(
         "phase": str(phase),
         "observedGeneration": generation,
     }
+    moves = history.alias_moves(model, old.get("aliases") or {}, resolution.aliases, at)
+    status, _ = history.append(status, moves)
     if resolution.versions:
         status["latestVersion"] = max(int(v["version"]) for v in resolution.versions)
     else:

@@ -352,6 +352,20 @@ INVALID: list[tuple[str, Manifest, list[str]]] = [
         run(env=[{"name": "MODELWERK_REPORT_URL", "value": "http://evil"}]),
         ["spec.env[0]", "env names starting with MODELWERK_ are reserved for the operator"],
     ),
+    # governance: automatic promotion never moves a protected alias
+    (
+        "promotion-of-a-protected-alias",
+        model(
+            promotion={"alias": "production", "metric": "accuracy"},
+            protection={"aliases": [{"alias": "production"}]},
+        ),
+        ["spec.promotion.alias", "must not be a protected alias"],
+    ),
+    (
+        "protection-without-aliases",
+        model(protection={"aliases": []}),
+        ["spec.protection.aliases"],
+    ),
     (
         "retrain-template-env-reserved",
         model(retrain={"template": {"image": "t:1", "env": [{"name": "MODELWERK_X"}]}}),

@@ -261,8 +261,18 @@ def crd_uids() -> dict[str, str]:
 
 def cluster_objects(namespace: str) -> set[str]:
     prefix = f"{namespace}-{RELEASE}"
-    names = kubectl("get", "clusterroles,clusterrolebindings", "-o", "name").split()
+    kinds = "clusterroles,clusterrolebindings,validatingadmissionpolicies"
+    names = kubectl("get", f"{kinds},validatingadmissionpolicybindings", "-o", "name").split()
     return {n for n in names if n.split("/", 1)[1].startswith(prefix)}
+
+
+def governance_objects(namespace: str) -> set[str]:
+    group = "admissionregistration.k8s.io"
+    name = f"{namespace}-{RELEASE}-governance"
+    return {
+        f"validatingadmissionpolicy.{group}/{name}",
+        f"validatingadmissionpolicybinding.{group}/{name}",
+    }
 
 
 def test_install_upgrade_uninstall(release_namespace: str, make_namespace: Any, crds: None) -> None:
@@ -285,7 +295,11 @@ def test_install_upgrade_uninstall(release_namespace: str, make_namespace: Any, 
         f"clusterrole.rbac.authorization.k8s.io/{ns}-{RELEASE}-crds",
         f"clusterrolebinding.rbac.authorization.k8s.io/{ns}-{RELEASE}",
         f"clusterrolebinding.rbac.authorization.k8s.io/{ns}-{RELEASE}-crds",
+        *governance_objects(ns),
     }
+    binding = get("validatingadmissionpolicybinding", f"{ns}-{RELEASE}-governance")
+    assert binding is not None
+    assert "matchResources" not in binding["spec"]
     assert_exact_grants(user, None)
     assert_grants(user, other)
     assert_crd_reads(user)
@@ -300,7 +314,12 @@ def test_install_upgrade_uninstall(release_namespace: str, make_namespace: Any, 
     assert cluster_objects(ns) == {
         f"clusterrole.rbac.authorization.k8s.io/{ns}-{RELEASE}-crds",
         f"clusterrolebinding.rbac.authorization.k8s.io/{ns}-{RELEASE}-crds",
+        *governance_objects(ns),
     }
+    binding = get("validatingadmissionpolicybinding", f"{ns}-{RELEASE}-governance")
+    assert binding is not None
+    (selector,) = binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"]
+    assert selector["values"] == watched
     for where in watched:
         assert get("role.rbac.authorization.k8s.io", RELEASE, where) is not None
         assert get("rolebinding.rbac.authorization.k8s.io", RELEASE, where) is not None

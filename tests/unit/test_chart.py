@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from modelwerk import constants, kinds, wiring
-from modelwerk.builders import operator_rules
+from modelwerk.builders import governance, operator_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "modelwerk"
@@ -407,11 +407,57 @@ def test_nothing_sensitive_is_granted() -> None:
             assert all("*" not in verbs for verbs in granted.values())
 
 
+# --- governance ------------------------------------------------------------------------------
+
+
+def test_governance_policy_on_by_default_cluster_wide() -> None:
+    docs = render()
+    sa = one(docs, "ServiceAccount")["metadata"]["name"]
+    policy = one(docs, "ValidatingAdmissionPolicy")
+    binding = one(docs, "ValidatingAdmissionPolicyBinding")
+    assert policy["apiVersion"] == binding["apiVersion"] == "admissionregistration.k8s.io/v1"
+    # The chart's policy is the builder's, with the release's service account filled in.
+    assert policy["spec"] == governance.build_policy_spec(f"system:serviceaccount:{NS}:{sa}")
+    assert binding["spec"] == {
+        "policyName": policy["metadata"]["name"],
+        "validationActions": ["Deny"],
+    }
+    assert policy["metadata"]["name"].startswith(f"{NS}-")
+
+
+def test_governance_binding_is_scoped_to_the_watched_namespaces() -> None:
+    binding = one(render(*NAMESPACED), "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"]["matchResources"] == {
+        "namespaceSelector": {
+            "matchExpressions": [
+                {
+                    "key": "kubernetes.io/metadata.name",
+                    "operator": "In",
+                    "values": ["team-a", "team-b"],
+                }
+            ]
+        }
+    }
+
+
+def test_governance_can_be_turned_off() -> None:
+    for sets in ((), NAMESPACED):
+        docs = render(*sets, "governance.enabled=false")
+        assert of_kind(docs, "ValidatingAdmissionPolicy") == []
+        assert of_kind(docs, "ValidatingAdmissionPolicyBinding") == []
+
+
+def test_governance_names_the_custom_service_account() -> None:
+    policy = one(render("serviceAccount.name=ops"), "ValidatingAdmissionPolicy")
+    (operator,) = [v for v in policy["spec"]["variables"] if v["name"] == "operator"]
+    assert operator["expression"] == f"'system:serviceaccount:{NS}:ops'"
+
+
 # --- optional objects --------------------------------------------------------------------------
 
 
 def test_optional_objects_off_by_default() -> None:
-    kinds = {d["kind"] for d in render()}
+    kinds = {d["kind"] for d in render("governance.enabled=false")}
     assert kinds == {
         "ServiceAccount",
         "ClusterRole",

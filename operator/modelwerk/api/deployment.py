@@ -31,6 +31,7 @@ from modelwerk.api.common import (
     rule,
     validations,
 )
+from modelwerk.api.governance import HISTORY_LIMIT, Guard, GuardStatus, ServingChange
 from modelwerk.api.kindinfo import AGE, NAME_FITS_LABEL, KindInfo, PrinterColumn
 
 Percent = Annotated[int, Field(ge=0, le=100)]
@@ -248,6 +249,9 @@ class DeploymentSpec(_VersionOrAlias):
     canary: Canary | None = None
     """A second version that gets part of the traffic; unset: only the stable version is
     served. A version that analysis rolled back is not tried again (status.rejectedVersions)."""
+    guard: Guard | None = None
+    """Watch each version for `window` after it becomes current and switch back on a breach
+    (needs the operator's Prometheus URL); unset: a current version is not watched."""
     # Defaulted to {} so the apiserver fills in monitoring.enabled=true and the stored object
     # says monitoring is on.
     monitoring: Monitoring = Field(default_factory=Monitoring, json_schema_extra={"default": {}})
@@ -333,6 +337,14 @@ class DeploymentStatus(StatusModel):
     """Lineage of currentVersion: what produced it."""
     rejected_versions: list[Version] = Field(default_factory=list)
     """Canary versions rolled back by analysis; not tried again."""
+    history: Annotated[list[ServingChange], Field(max_length=HISTORY_LIMIT)] | None = None
+    """Every change of what is served (currentVersion, canary version, canary traffic), oldest
+    first, at most 50: older entries are posted as Events (reason ServingHistory) when they
+    drop out."""
+    history_trimmed: int | None = None
+    """How many entries have dropped out of history into Events."""
+    guard: GuardStatus | None = None
+    """The guard over currentVersion; absent without spec.guard."""
 
 
 DEPLOYMENT_KIND = KindInfo(

@@ -33,6 +33,13 @@ from modelwerk.api.common import (
     rule,
     validations,
 )
+from modelwerk.api.governance import (
+    HISTORY_LIMIT,
+    NO_PROMOTION_OF_PROTECTED,
+    AliasMove,
+    Protection,
+    VersionGate,
+)
 from modelwerk.api.kindinfo import AGE, NAME_FITS_LABEL, READY, KindInfo, PrinterColumn
 from modelwerk.api.trainingrun import TrainingRunSpec
 
@@ -148,6 +155,10 @@ class ModelSpec(ApiModel):
     retrain: Retrain | None = None
     """Closed-loop retraining: start a TrainingRun from a template on a schedule or on alerts;
     unset: the Model starts no TrainingRuns and ignores alerts."""
+    protection: Protection | None = None
+    """Protected aliases: who may move them and which versions they may name, enforced at apply
+    by the apiserver's admission policy (installed by the chart); unset: any editor of the
+    Model may move any alias."""
 
 
 class ModelPhase(StrEnum):
@@ -183,6 +194,9 @@ class ModelVersion(StatusModel):
     for declared versions."""
     registered_at: datetime | None = None
     """When the operator registered the version."""
+    gate: VersionGate | None = None
+    """The verdicts the version's run passed (evaluation gate, data validation); absent for
+    declared versions."""
 
 
 class RetrainReason(StrEnum):
@@ -240,6 +254,11 @@ class ModelStatus(StatusModel):
     Deployments and runs' evaluation.mustBeat follow."""
     retrain: RetrainStatus | None = None
     """Retrain triggers handled for spec.retrain; absent until the first."""
+    history: Annotated[list[AliasMove], Field(max_length=HISTORY_LIMIT)] | None = None
+    """Every change of status.aliases, oldest first, at most 50: older entries are posted as
+    Events (reason AliasHistory) when they drop out."""
+    history_trimmed: int | None = None
+    """How many entries have dropped out of history into Events."""
 
 
 MODEL_KIND = KindInfo(
@@ -261,6 +280,7 @@ MODEL_KIND = KindInfo(
             "spec.retrain.template.model must be empty or this Model's own name",
             field_path=".spec.retrain.template.model",
         ),
+        NO_PROMOTION_OF_PROTECTED,
     ),
 )
 

@@ -7,6 +7,7 @@ arguments and what it does), so adding one is adding an entry:
     kubectl modelwerk runs MODEL [--sort-by METRIC] [-o json|yaml]          (runs.py)
     kubectl modelwerk diff RUN_A RUN_B | MODEL:V1 MODEL:V2 [--all] [-o ...]  (runs.py)
     kubectl modelwerk card MODEL[:VERSION|:ALIAS] [-o markdown|html]       (card.py)
+    kubectl modelwerk history model/NAME|deployment/NAME [--at TIME]       (history.py)
 
 Common flags: -n/--namespace, --kubeconfig, --context (KUBECONFIG is honoured as by kubectl).
 """
@@ -20,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from modelwerk.constants import GROUP
-from modelwerk.plugin import card, runs
+from modelwerk.plugin import card, history, runs
 from modelwerk.plugin.client import MODELS, TRAININGRUNS, Kubectl, PluginError, Runner
 from modelwerk.plugin.records import (
     lineage_document,
@@ -139,6 +140,13 @@ SUBCOMMANDS: list[Subcommand] = [
         card.card_arguments,
         card.cmd_card,
         description="MODEL[:VERSION|:ALIAS]; default: the production alias, else the latest.",
+    ),
+    Subcommand(
+        "history",
+        "a timeline of a Model's alias moves or a Deployment's serving changes",
+        history.history_arguments,
+        history.cmd_history,
+        description="model/NAME or deployment/NAME; --at TIME: what was aliased or served then.",
     ),
 ]
 

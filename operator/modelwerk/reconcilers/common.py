@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
-from modelwerk import constants
+from modelwerk import constants, history
 from modelwerk.builders.spechash import with_spec_hash
 from modelwerk.kinds import Kind
 from modelwerk.manager import Manager
@@ -147,3 +147,16 @@ async def apply_children(
             await mgr.kube.delete(kind, name, meta["namespace"])
             mgr.store(kind).remove(key_of(leftover))
     return result
+
+
+async def post_dropped(
+    mgr: Manager,
+    body: Mapping[str, Any],
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    reason: str,
+) -> None:
+    """History entries that dropped out of the bounded list go to Events, one each (after the
+    write: a crash in between loses the Event, never the count in historyTrimmed)."""
+    for entry in history.dropped_between(old, new):
+        await mgr.kube.event(body, reason=reason, message=history.describe(entry))

@@ -11,12 +11,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from modelwerk import canary as canary_plan
-from modelwerk import constants, kinds, promql, registry
+from modelwerk import constants, history, kinds, promql, registry
 from modelwerk.api.deployment import CanaryState, Deployment, ServingRuntime
 from modelwerk.builders import native
 from modelwerk.controller import Controller, Watch, dependents, itself, owner
 from modelwerk.manager import Manager
-from modelwerk.reconcilers.common import StatusBuilder, write_status
+from modelwerk.reconcilers.common import StatusBuilder, post_dropped, write_status
+from modelwerk.reconcilers.guard import on_switch, plan_guard
 from modelwerk.reconcilers.monitoring import reconcile_monitoring
 from modelwerk.reconcilers.native import reconcile_native
 from modelwerk.reconcilers.seldon import reconcile_seldon
@@ -70,6 +71,7 @@ async def reconcile(mgr: Manager, key: ObjectKey) -> float | None:
         return await _blocked(mgr, body, sb, err.reason, err.message)
 
     plan = await _plan(mgr, dep, body, sb, model_status, target)
+    await plan_guard(mgr, dep, sb, plan, model_status)
     runtime = await _runtime(mgr, dep)
     sb.status["runtime"] = str(runtime)
     sb.status["endpoint"] = native.endpoint(dep)
@@ -291,7 +293,12 @@ def _bad(cond: Mapping[str, Any]) -> bool:
 async def _write(
     mgr: Manager, body: Mapping[str, Any], sb: StatusBuilder, phase: str
 ) -> float | None:
-    await write_status(mgr, KIND, body, sb, phase, _bad)
+    reverted = on_switch(body, sb)
+    change = history.serving_change(sb.old, sb.status, sb.at, reverted=reverted)
+    if change is not None:
+        sb.status, _ = history.append(sb.status, [change])
+    status = await write_status(mgr, KIND, body, sb, phase, _bad)
+    await post_dropped(mgr, body, sb.old, status, "ServingHistory")
     return None
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from modelwerk import k8s, kinds, metrics, registry
 from modelwerk.api.model import Model
 from modelwerk.manager import Manager
+from modelwerk.reconcilers.common import post_dropped
 from modelwerk.status import merge_patch, status_changed
 from modelwerk.store import key_of, newer
 
@@ -97,5 +98,6 @@ async def _compare_and_swap(
             current = await mgr.kube.get(kinds.MODEL, meta["name"], meta["namespace"])
             continue
         mgr.store(kinds.MODEL).upsert(updated)
+        await post_dropped(mgr, updated, current.get("status") or {}, status, "AliasHistory")
         return updated
     raise RuntimeError(f"gave up writing the Model's status after {CAS_ATTEMPTS} conflicts")

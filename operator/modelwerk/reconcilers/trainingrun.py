@@ -337,6 +337,7 @@ async def _finished_run(mgr: Manager, obs: Observed, sb: StatusBuilder) -> float
             "source": {"trainingRun": run.metadata.name, "uid": run.metadata.uid},
             "lineage": sb.status["reproducibility"],
             "registeredAt": mgr.timestamp(),
+            "gate": gate_record(verdict, sb.status.get("validation")),
         }
         if sb.status.get("baseline"):
             entry["baseline"] = sb.status["baseline"]
@@ -346,6 +347,16 @@ async def _finished_run(mgr: Manager, obs: Observed, sb: StatusBuilder) -> float
         "Registered", True, "Registered", f"version {version['version']} of Model {run.spec.model}"
     )
     return await _write(mgr, body, sb, "Succeeded")
+
+
+def gate_record(verdict: Mapping[str, Any], checked: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What a protected alias's admission policy reads off a version (status.versions[].gate):
+    the evidence is copied from the run when it registers, by the operator, the only writer of
+    Model status the policy admits."""
+    gate: dict[str, Any] = {"metric": str(verdict.get("metric") or ""), "passed": True}
+    if checked is not None:
+        gate["dataValidated"] = bool(checked.get("passed"))
+    return gate
 
 
 async def _write(

@@ -11,6 +11,9 @@
 --                                      canary, NoPrometheus. It stays Degraded until the spec
 --                                      in Git changes. Exception: PrometheusUnavailable is
 --                                      retried by the operator -> Progressing.
+--   condition Guard=False           -> Degraded: Reverted (spec.guard measured a breach and
+--                                      the previous version serves again), PreviouslyReverted
+--                                      (the spec names a reverted version). Until Git changes.
 --   phase Pending (nothing served yet): Ready=False NoDigest or InvalidSpec -> Degraded
 --                                      (never fixes itself); else -> Progressing (e.g. the
 --                                      alias is not set until a run registers a version)
@@ -86,6 +89,13 @@ if canaryAnalysis ~= nil and canaryAnalysis.status == "False" and canaryAnalysis
   return hs
 end
 
+local guard = condition(obj, "Guard")
+if guard ~= nil and guard.status == "False" then
+  hs.status = "Degraded"
+  hs.message = "Guard " .. reasonMessage(guard, "reverted")
+  return hs
+end
+
 if status.phase == "Pending" then
   if ready ~= nil and ready.reason ~= nil and FINAL_PENDING_REASONS[ready.reason] then
     hs.status = "Degraded"
@@ -129,6 +139,9 @@ if status.phase == "Available" then
   if canary ~= nil and canary.state == "Progressing" and canary.version ~= nil then
     message = message .. "; canary version " .. canary.version .. " gets " ..
       tostring(canary.trafficPercent or 0) .. "% of traffic"
+  end
+  if status.guard ~= nil and status.guard.state == "Watching" then
+    message = message .. "; guarded until its window ends"
   end
   hs.status = "Healthy"
   hs.message = message
