@@ -172,8 +172,10 @@ def test_extras_per_image() -> None:
     for stage in server.stages:
         assert "EXTRAS=ml" in [i.args for i in stage.instructions if i.keyword == "ARG"]
     assert "--build-arg EXTRAS=ml,seldon" in _text("model-server")
-    assert {"ml", "seldon"} <= declared
-    assert '".[ml]"' in _text("trainer")
+    assert {"ml", "seldon", "data"} <= declared
+    # The trainer image also runs the validate init container, which reads Parquet (data).
+    assert '".[ml,data]"' in _text("trainer")
+    assert '"modelwerk[ml,data]==' in _text("trainer")
     assert "EXPOSE 8000" in _text("model-server")
 
 

@@ -65,7 +65,7 @@ def test_extras_reach_the_pip_commands() -> None:
             # RUN is expanded by the shell from the build args in its environment.
             assert [env["EXTRAS"] for _, env in stage] == [extras] * len(stage)
     _, runs = images.interpret(images.image("trainer"))
-    assert '".[ml]"' in runs[0][0][0]
+    assert '".[ml,data]"' in runs[0][0][0]
 
 
 def test_base_stand_in_has_the_pinned_distribution_and_python() -> None:
