@@ -26,6 +26,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     run.add_argument("--http-port", type=int, help="metrics and webhook port (default 8080)")
     run.add_argument("--health-port", type=int, help="liveness/readiness port (default 8081)")
     run.add_argument("--prometheus-url", help="Prometheus for canary analysis")
+    run.add_argument(
+        "--leader-elect",
+        action="store_true",
+        default=None,
+        help="run as one of several replicas: only the holder of the Lease writes "
+        "(env MODELWERK_LEADER_ELECT=true)",
+    )
+    run.add_argument("--leader-election-namespace", help="the Lease's namespace")
+    run.add_argument("--leader-election-id", help="the Lease's name")
     run.add_argument("-v", "--verbose", action="store_true")
 
     crds = sub.add_parser("crds", help="write the CRDs generated from the API models")
@@ -69,6 +78,9 @@ def _run(args: argparse.Namespace) -> None:
         "http_port": args.http_port,
         "health_port": args.health_port,
         "prometheus_url": args.prometheus_url,
+        "leader_elect": args.leader_elect,
+        "leader_election_namespace": args.leader_election_namespace,
+        "leader_election_id": args.leader_election_id,
     }
     config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
     kopf.configure(verbose=args.verbose)

@@ -53,6 +53,26 @@ class OperatorConfig:
         default_factory=lambda: _env("SERVING_IMAGE", "ghcr.io/modelwerk/model-server:0.1.0")
     )
 
+    # Leader election (flag --leader-elect): several replicas, one Lease; only its holder
+    # reconciles, answers the webhook and fires schedules. Off: this process is the only one.
+    leader_elect: bool = field(default_factory=lambda: _env("LEADER_ELECT", "false") == "true")
+    # Where the Lease lives (the operator's own namespace: the chart sets POD_NAMESPACE) and
+    # its name; replicas of one installation share both.
+    leader_election_namespace: str = field(
+        default_factory=lambda: _env(
+            "LEADER_ELECTION_NAMESPACE", os.environ.get("POD_NAMESPACE", "default")
+        )
+    )
+    leader_election_id: str = field(
+        default_factory=lambda: _env("LEADER_ELECTION_ID", "modelwerk-operator")
+    )
+    # client-go's defaults: a Lease not renewed for lease_duration may be taken; the leader
+    # stops writing once its last renewal is older than renew_deadline; renewals and attempts
+    # every retry_period (seconds).
+    lease_duration: float = field(default_factory=lambda: float(_env("LEASE_DURATION", "15")))
+    renew_deadline: float = field(default_factory=lambda: float(_env("RENEW_DEADLINE", "10")))
+    retry_period: float = field(default_factory=lambda: float(_env("RETRY_PERIOD", "2")))
+
     @property
     def clusterwide(self) -> bool:
         return not self.namespaces

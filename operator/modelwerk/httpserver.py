@@ -19,7 +19,9 @@ def _refresh_gauges(mgr: Manager) -> None:
     """Gauges that describe the present are computed when scraped, not kept up to date on
     every event."""
     for kind, queue in mgr.queues.items():
-        metrics.OLDEST_PENDING.labels(kind.kind).set(queue.oldest_pending_seconds())
+        # A follower's queues fill but never run: that is no backlog of its own.
+        pending = queue.oldest_pending_seconds() if mgr.leading() else 0.0
+        metrics.OLDEST_PENDING.labels(kind.kind).set(pending)
         phases = Counter(
             (body.get("status") or {}).get("phase") or "Unknown"
             for body in mgr.store(kind).values()

@@ -12,7 +12,7 @@ import json
 import os
 import ssl
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
@@ -47,6 +47,14 @@ class Invalid(ApiError):
 
 class Forbidden(ApiError):
     pass
+
+
+class NotLeader(ApiError):
+    """A write refused before it was sent: this replica is not (or no longer surely) the
+    leader. Retried with backoff like any failure of the world; a follower's queues never run."""
+
+    def __init__(self) -> None:
+        super().__init__(503, "NotLeader", "not the leader: writes are fenced off")
 
 
 def _error(status: int, text: str) -> ApiError:
@@ -109,12 +117,30 @@ class Api(Protocol):
     async def close(self) -> None: ...
 
 
+class LeaseApi(Protocol):
+    """The leader election's Lease I/O (leader.py): never fenced (it keeps the fence open)."""
+
+    async def get_lease(self, namespace: str, name: str) -> JsonDict | None: ...
+
+    async def create_lease(
+        self, namespace: str, name: str, spec: Mapping[str, Any]
+    ) -> JsonDict: ...
+
+    async def replace_lease(
+        self, namespace: str, name: str, spec: Mapping[str, Any], resource_version: str
+    ) -> JsonDict: ...
+
+
 class Kube:
-    """One HTTP session to the apiserver. Create with `Kube.connect(info)`, close with `close()`."""
+    """One HTTP session to the apiserver. Create with `Kube.connect(info)`, close with `close()`.
+
+    `fence`, when set (leader election), is asked before every write: a write it refuses raises
+    NotLeader without reaching the apiserver."""
 
     def __init__(self, server: str, session: aiohttp.ClientSession) -> None:
         self._server = server.rstrip("/")
         self._session = session
+        self.fence: Callable[[], bool] | None = None
 
     @classmethod
     def connect(cls, info: kopf.ConnectionInfo, *, user_agent: str = "modelwerk") -> Kube:
@@ -144,7 +170,10 @@ class Kube:
         params: Mapping[str, str] | None = None,
         body: Any = None,
         content_type: str = "application/json",
+        fenced: bool = True,
     ) -> JsonDict:
+        if fenced and method != "GET" and self.fence is not None and not self.fence():
+            raise NotLeader()
         url = self._server + path
         if params:
             url += "?" + urlencode(params)
@@ -185,6 +214,36 @@ class Kube:
             return False
         conditions = crd.get("status", {}).get("conditions", [])
         return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+
+    # --- the leader Lease -----------------------------------------------------------------------
+
+    async def get_lease(self, namespace: str, name: str) -> JsonDict | None:
+        try:
+            return await self._request("GET", kinds.LEASE.path(namespace, name))
+        except NotFound:
+            return None
+
+    async def create_lease(self, namespace: str, name: str, spec: Mapping[str, Any]) -> JsonDict:
+        body = {
+            "apiVersion": kinds.LEASE.api_version,
+            "kind": "Lease",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": dict(spec),
+        }
+        return await self._request("POST", kinds.LEASE.path(namespace), body=body, fenced=False)
+
+    async def replace_lease(
+        self, namespace: str, name: str, spec: Mapping[str, Any], resource_version: str
+    ) -> JsonDict:
+        """PUT with the resourceVersion read: 409 if another replica wrote in between."""
+        body = {
+            "apiVersion": kinds.LEASE.api_version,
+            "kind": "Lease",
+            "metadata": {"name": name, "namespace": namespace, "resourceVersion": resource_version},
+            "spec": dict(spec),
+        }
+        path = kinds.LEASE.path(namespace, name)
+        return await self._request("PUT", path, body=body, fenced=False)
 
     # --- writes ------------------------------------------------------------------------------
 

@@ -163,6 +163,12 @@ CRD: Final = Kind(
     verbs=READ,  # kopf scans CRDs; the operator asks whether Seldon's and Prometheus' exist
 )
 
+# The leader election's Lease, in the operator's own namespace only: not in ALL, so the rules
+# for the watched namespaces never include it (the chart grants it with a Role of its own).
+LEASE: Final = Kind(
+    "coordination.k8s.io/v1", "Lease", "leases", verbs=frozenset({"get", "create", "update"})
+)
+
 ALL: Final[tuple[Kind, ...]] = (
     MODEL,
     TRAININGRUN,

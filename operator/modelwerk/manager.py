@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -37,6 +37,8 @@ class Manager:
     clock: Clock = system_clock
     stores: dict[Kind, Store] = field(default_factory=dict)
     queues: dict[Kind, WorkQueue] = field(default_factory=dict)
+    leading: Callable[[], bool] = field(default=lambda: True)
+    """Whether this replica may write now (leader election; always, for a single replica)."""
     _crds: dict[str, tuple[bool, float]] = field(default_factory=dict)
     _locks: dict[Hashable, asyncio.Lock] = field(default_factory=dict)
 

@@ -69,3 +69,8 @@ EVENT_FAILURES = Counter(
     "Kubernetes Events that could not be posted (best effort).",
     registry=REGISTRY,
 )
+LEADER = Gauge(
+    "modelwerk_leader",
+    "1 while this replica holds the leader Lease (or runs without leader election), else 0.",
+    registry=REGISTRY,
+)

@@ -20,8 +20,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     # kopf would turn handler log lines into Kubernetes Events; the reconcilers post their own,
     # one per transition, so kopf's would only duplicate them (and cost API writes).
     settings.posting.enabled = False
-    # One replica by design (the Helm chart's Deployment uses strategy Recreate); peering would
-    # need the KopfPeering CRDs and a write every few seconds to keep the lease.
+    # Replicas coordinate through our own Lease (leader.py), not kopf's peering, which needs the
+    # KopfPeering CRDs and does not fence a paused leader's writes.
     settings.peering.standalone = True
     # With exact namespace names there is nothing to discover: kopf would otherwise list and
     # watch all namespaces, which a namespaced install's RBAC rightly refuses (and kopf would

@@ -19,6 +19,11 @@ def format_time(at: dt.datetime) -> str:
     return (at if at.tzinfo is None else at.astimezone(dt.UTC)).strftime(TIME_FORMAT)
 
 
+def format_micro_time(at: dt.datetime) -> str:
+    """A Kubernetes MicroTime (RFC 3339 with microseconds, `Z`), as Leases carry them."""
+    return (at if at.tzinfo is None else at.astimezone(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def parse_time(value: str) -> dt.datetime:
     """A Kubernetes timestamp (RFC 3339, `Z` for UTC) as an aware datetime."""
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))

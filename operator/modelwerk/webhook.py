@@ -61,6 +61,9 @@ def handler(mgr: Manager) -> Any:
         if not _authorised(request, mgr.config.webhook_token_file):
             log.warning("refused unauthenticated Alertmanager delivery from %s", peer)
             return web.json_response({"error": "unauthorized"}, status=401)
+        if not mgr.leading():
+            # Alertmanager retries a 5xx; the Service may reach the leader next time.
+            return web.json_response({"error": "not the leader"}, status=503)
         if request.content_length is not None and request.content_length > MAX_BODY:
             return web.json_response({"error": "body too large"}, status=413)
         try:

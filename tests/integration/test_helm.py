@@ -208,7 +208,7 @@ def service_account(namespace: str) -> str:
 
 
 def available_pod(namespace: str) -> dict[str, Any]:
-    """The operator Deployment, Available with its one pod Ready on a kwok node."""
+    """The operator Deployment, Available with all its pods Ready on kwok nodes; one of them."""
 
     def probe() -> dict[str, Any] | None:
         deployment = get("deployment.apps", RELEASE, namespace)
@@ -223,8 +223,9 @@ def available_pod(namespace: str) -> dict[str, Any]:
             "generation"
         ):
             return None
-        if status.get("updatedReplicas") != 1 or status.get("replicas") != 1:
-            return None  # Recreate: the old pod is gone before the new one starts
+        wanted = deployment["spec"]["replicas"]  # 2 with leader election (the default)
+        if status.get("updatedReplicas") != wanted or status.get("replicas") != wanted:
+            return None  # the old pods are gone
         selector = ",".join(
             f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items()
         )
@@ -233,7 +234,7 @@ def available_pod(namespace: str) -> dict[str, Any]:
             for p in get_list("pods", namespace, selector)
             if "deletionTimestamp" not in p["metadata"]
         ]
-        if len(pods) != 1:
+        if len(pods) != wanted:
             return None
         return pods[0]
 
@@ -275,7 +276,9 @@ def governance_objects(namespace: str) -> set[str]:
     }
 
 
-def test_install_upgrade_uninstall(release_namespace: str, make_namespace: Any, crds: None) -> None:
+def test_install_upgrade_uninstall(
+    release_namespace: str, make_namespace: Any, crds: None, upstream_crds: Path
+) -> None:
     ns = release_namespace
     crds_before = crd_uids()
 
@@ -304,6 +307,10 @@ def test_install_upgrade_uninstall(release_namespace: str, make_namespace: Any, 
     assert_grants(user, other)
     assert_crd_reads(user)
     assert_nothing_forbidden(user, [ns, None])
+    # The leader election's Lease: in the release namespace only.
+    assert can_i(user, "create", "coordination.k8s.io", "leases", ns)
+    assert not can_i(user, "create", "coordination.k8s.io", "leases", other)
+    assert not can_i(user, "list", "coordination.k8s.io", "leases", ns)
 
     # --- upgrade to two watched namespaces: Roles there, only CRD reads cluster-wide.
     watched = [make_namespace(), make_namespace()]

@@ -137,8 +137,19 @@ def test_operator_deployment_defaults() -> None:
     docs = render()
     dep = one(docs, "Deployment")
     assert dep["metadata"]["namespace"] == NS
-    assert dep["spec"]["replicas"] == 1
-    assert dep["spec"]["strategy"] == {"type": "Recreate"}
+    # Two replicas, one leader: rolling is safe, a PDB keeps one through drains, and the
+    # replicas prefer different nodes.
+    assert dep["spec"]["replicas"] == 2
+    assert dep["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    pdb = one(docs, "PodDisruptionBudget")
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
+    anti = dep["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    (term,) = anti["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
     pod = dep["spec"]["template"]["spec"]
     sa = one(docs, "ServiceAccount")
     assert pod["serviceAccountName"] == sa["metadata"]["name"]
@@ -157,6 +168,10 @@ def test_operator_deployment_defaults() -> None:
     assert env["MODELWERK_SERVING_IMAGE"] == "ghcr.io/modelwerk/model-server:0.1.0"
     assert env["MODELWERK_PROMETHEUS_URL"] == ""
     assert "MODELWERK_WEBHOOK_TOKEN_FILE" not in env
+    assert env["MODELWERK_LEADER_ELECT"] == "true"
+    assert env["MODELWERK_LEADER_ELECTION_ID"] == dep["metadata"]["name"]
+    assert (env["MODELWERK_LEASE_DURATION"], env["MODELWERK_RENEW_DEADLINE"]) == ("15", "10")
+    assert env["MODELWERK_RETRY_PERIOD"] == "2"
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert "emptyDir" in volumes[mounts["/tmp"]]
@@ -312,7 +327,8 @@ EXPECTED_CRD_READ = {("apiextensions.k8s.io", "customresourcedefinitions"): WATC
 def grants(rules: Sequence[Doc]) -> dict[tuple[str, str], set[str]]:
     out: dict[tuple[str, str], set[str]] = {}
     for rule in rules:
-        assert "resourceNames" not in rule
+        # Only the leader Lease is granted by name (get/update of the one Lease).
+        assert "resourceNames" not in rule or rule["resources"] == ["leases"]
         assert "nonResourceURLs" not in rule
         for group in rule["apiGroups"]:
             for resource in rule["resources"]:
@@ -334,11 +350,35 @@ def bound_to(docs: Sequence[Doc], sa: str, namespace: str, role_kind: str) -> li
     return out
 
 
+LEASE_GRANTS = {("coordination.k8s.io", "leases"): {"create", "get", "update"}}
+
+
+def leader_roles(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in of_kind(docs, "Role") if r["metadata"]["name"].endswith("-leader")]
+
+
+def test_the_lease_is_granted_in_the_release_namespace_only() -> None:
+    for values in (NAMESPACED, ()):
+        docs = render(*values)
+        sa = one(docs, "ServiceAccount")["metadata"]["name"]
+        (role,) = leader_roles(docs)
+        assert role["metadata"]["namespace"] == NS
+        assert role in bound_to(docs, sa, NS, "Role")
+        assert grants(role["rules"]) == LEASE_GRANTS
+        named = [r for r in role["rules"] if "get" in r["verbs"]]
+        assert named[0]["resourceNames"] == [one(docs, "Deployment")["metadata"]["name"]]
+    docs = render("leaderElection.enabled=false", "replicaCount=1")
+    assert leader_roles(docs) == []
+    assert of_kind(docs, "PodDisruptionBudget") == []
+    dep = one(docs, "Deployment")
+    assert dep["spec"]["strategy"] == {"type": "Recreate"}
+    assert "MODELWERK_LEADER_ELECT" not in _env(dep["spec"]["template"]["spec"]["containers"][0])
+
+
 def test_cluster_wide_rbac() -> None:
     docs = render()
     sa = one(docs, "ServiceAccount")["metadata"]["name"]
-    assert of_kind(docs, "Role") == []
-    assert of_kind(docs, "RoleBinding") == []
+    assert of_kind(docs, "Role") == leader_roles(docs)
     cluster_roles = bound_to(docs, sa, NS, "ClusterRole")
     assert len(cluster_roles) == len(of_kind(docs, "ClusterRole")) == 2
     combined = grants([r for role in cluster_roles for r in role["rules"]])
@@ -353,7 +393,7 @@ def test_namespaced_rbac_grants_only_crd_reads_cluster_wide() -> None:
         assert grants(role["rules"]) == EXPECTED_CRD_READ, role["metadata"]["name"]
     assert len(bound_to(docs, sa, NS, "ClusterRole")) == 1
     # A Role and RoleBinding in each watched namespace, none elsewhere.
-    roles = bound_to(docs, sa, NS, "Role")
+    roles = [r for r in bound_to(docs, sa, NS, "Role") if r not in leader_roles(docs)]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     for role in roles:
         assert grants(role["rules"]) == EXPECTED_NAMESPACED
@@ -462,8 +502,11 @@ def test_optional_objects_off_by_default() -> None:
         "ServiceAccount",
         "ClusterRole",
         "ClusterRoleBinding",
+        "Role",  # the leader Lease's
+        "RoleBinding",
         "Service",
         "Deployment",
+        "PodDisruptionBudget",
     }
 
 
@@ -515,8 +558,11 @@ def test_network_policy() -> None:
 @pytest.mark.parametrize(
     ("sets", "message"),
     [
-        (["replicaCount=2"], "at '/replicaCount': value must be 1"),
-        (["replicaCount=0"], "at '/replicaCount': value must be 1"),
+        (
+            ["replicaCount=2", "leaderElection.enabled=false"],
+            "replicaCount > 1 needs leaderElection.enabled=true",
+        ),
+        (["replicaCount=0"], "at '/replicaCount': minimum: got 0, want 1"),
         (["watchNamespaces=team-a"], "at '/watchNamespaces': got string, want array"),
         (["watchNamespaces={Team_A}"], "at '/watchNamespaces/0': 'Team_A' does not match pattern"),
         (["watchNamespaces={a,a}"], "at '/watchNamespaces': items at 0 and 1 are equal"),

@@ -5,7 +5,7 @@ from typing import Any
 
 import kopf
 
-from modelwerk import httpserver
+from modelwerk import election, httpserver
 from modelwerk.k8s import Kube
 from modelwerk.settings import connection_info
 from modelwerk.wiring import build_manager
@@ -21,14 +21,17 @@ async def start(
     info = connection_info(settings=settings, logger=logger)
     if info is None:
         raise kopf.PermanentError("no Kubernetes credentials: neither in-cluster nor kubeconfig")
-    memo.manager = build_manager(Kube.connect(info), memo.config)
-    memo.manager.start()
+    kube = Kube.connect(info)
+    memo.manager = build_manager(kube, memo.config)
     memo.http = await httpserver.start(
         httpserver.build_app(memo.manager), memo.config.http_host, memo.config.http_port
     )
+    memo.elector = election.start(memo.manager, kube, memo.config)
 
 
 @kopf.on.cleanup(id="runtime")
 async def stop(memo: kopf.Memo, **_: Any) -> None:
     await memo.http.cleanup()
+    if memo.elector is not None:
+        await memo.elector.release()
     await memo.manager.stop()
