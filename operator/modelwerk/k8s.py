@@ -163,6 +163,7 @@ class Kube:
     # --- reads -------------------------------------------------------------------------------
 
     async def get(self, kind: Kind, name: str, namespace: str | None = None) -> JsonDict | None:
+        kinds.require(kind, "get")
         path = kind.path(namespace, name)
         try:
             return await self._request("GET", path)
@@ -172,6 +173,7 @@ class Kube:
     async def list(
         self, kind: Kind, namespace: str | None = None, labels: Mapping[str, str] | None = None
     ) -> list[JsonDict]:
+        kinds.require(kind, "list")
         params = {}
         if labels:
             params["labelSelector"] = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
@@ -191,7 +193,10 @@ class Kube:
     async def apply(self, manifest: Mapping[str, Any]) -> JsonDict:
         """Server-side apply: creates or updates the fields the operator owns, leaves the rest."""
         meta = manifest["metadata"]
-        path = kinds.of_body(manifest).path(meta.get("namespace"), meta["name"])
+        kind = kinds.of_body(manifest)
+        kinds.require(kind, "patch")
+        kinds.require(kind, "create")  # the apiserver checks it too when the object is absent
+        path = kind.path(meta.get("namespace"), meta["name"])
         params = {"fieldManager": constants.FIELD_MANAGER, "force": "true"}
         return await self._request(
             "PATCH", path, params=params, body=manifest, content_type="application/apply-patch+yaml"
@@ -199,14 +204,17 @@ class Kube:
 
     async def create(self, manifest: Mapping[str, Any]) -> JsonDict:
         meta = manifest["metadata"]
+        kind = kinds.of_body(manifest)
+        kinds.require(kind, "create")
         params = {"fieldManager": constants.FIELD_MANAGER}
-        path = kinds.of_body(manifest).path(meta.get("namespace"))
+        path = kind.path(meta.get("namespace"))
         return await self._request("POST", path, params=params, body=manifest)
 
     async def delete(
         self, kind: Kind, name: str, namespace: str | None = None, *, uid: str | None = None
     ) -> bool:
         """Deletes in the background (children follow by ownerReference); False if already gone."""
+        kinds.require(kind, "delete")
         body: JsonDict = {"propagationPolicy": "Background"}
         if uid:
             body["preconditions"] = {"uid": uid}
@@ -226,6 +234,7 @@ class Kube:
         subresource: str = "",
     ) -> JsonDict:
         """JSON merge patch. Put metadata.resourceVersion in the patch for compare-and-swap."""
+        kinds.require(kind, "patch", subresource)
         path = kind.path(namespace, name, subresource)
         params = {"fieldManager": constants.FIELD_MANAGER}
         return await self._request(
@@ -287,6 +296,7 @@ class Kube:
             "source": {"component": constants.FIELD_MANAGER},
             "reportingComponent": constants.FIELD_MANAGER,
         }
+        kinds.require(kinds.EVENT, "create")
         try:
             await self._request(
                 "POST",
