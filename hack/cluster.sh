@@ -18,7 +18,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
 source "$here/versions.env"
 cache=${MODELWERK_CACHE:-$HOME/.cache/modelwerk}
-name=${MODELWERK_CLUSTER:-modelwerk}
+name=${MODELWERK_CLUSTER:-mw-rel}  # LOCAL ONLY (lead): do not commit this line
 export KWOK_WORKDIR="$cache/kwok"
 kubeconfig="$cache/clusters/$name/kubeconfig"
 start=$(date +%s)

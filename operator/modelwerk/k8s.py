@@ -71,7 +71,11 @@ class Api(Protocol):
     async def get(self, kind: Kind, name: str, namespace: str | None = None) -> JsonDict | None: ...
 
     async def list(
-        self, kind: Kind, namespace: str | None = None, labels: Mapping[str, str] | None = None
+        self,
+        kind: Kind,
+        namespace: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        fields: Mapping[str, str] | None = None,
     ) -> list[JsonDict]: ...
 
     async def crd_installed(self, name: str) -> bool: ...
@@ -171,12 +175,18 @@ class Kube:
             return None
 
     async def list(
-        self, kind: Kind, namespace: str | None = None, labels: Mapping[str, str] | None = None
+        self,
+        kind: Kind,
+        namespace: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        fields: Mapping[str, str] | None = None,
     ) -> list[JsonDict]:
         kinds.require(kind, "list")
         params = {}
         if labels:
             params["labelSelector"] = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        if fields:
+            params["fieldSelector"] = ",".join(f"{k}={v}" for k, v in sorted(fields.items()))
         result = await self._request("GET", kind.path(namespace), params=params)
         items: list[JsonDict] = result.get("items", [])
         return items

@@ -170,8 +170,9 @@ PROMETHEUS_RULE: Final = _child("monitoring.coreos.com/v1", "PrometheusRule", "p
 SERVICE_MONITOR: Final = _child("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors")
 POD_MONITOR: Final = _child("monitoring.coreos.com/v1", "PodMonitor", "podmonitors")
 
-# One core/v1 Event per transition, posted, never updated (kopf's own posting is off).
-EVENT: Final = Kind("v1", "Event", "events", verbs=frozenset({"create"}))
+# One core/v1 Event per transition, posted, never updated (kopf's own posting is off). list:
+# a Job whose pods cannot be created (a ResourceQuota) says so only in its Events.
+EVENT: Final = Kind("v1", "Event", "events", verbs=frozenset({"create", "list"}))
 CRD: Final = Kind(
     "apiextensions.k8s.io/v1",
     "CustomResourceDefinition",

@@ -36,6 +36,7 @@ from tests.e2e.helpers import (
     payload,
     post_webhook,
     retrain_model,
+    retrain_runs,
     retrain_template,
     write_token,
 )
@@ -49,10 +50,12 @@ from tests.integration.test_helm import (
     service_account,
     token_kubeconfig,
 )
+from tests.integration.test_stuck import quota
 from tests.integration.trainingruns import (
     conditions_by_type,
     reference_report,
     run_manifest,
+    wait_condition,
     wait_phase,
 )
 from tests.unit.test_chart import EXPECTED_CRD_READ_NAMESPACED, EXPECTED_NAMESPACED
@@ -193,6 +196,11 @@ def _tour(operator: OperatorProcess, ns: str, token: str) -> None:
     # jobs get: a Job of that name exists already, not the run's.
     kubectl("create", "job", "iris-taken", "-n", ns, "--image=registry.example.com/x", "--", "true")
     apply(run_manifest("iris-taken", "iris", report=report.text), ns)
+    # events list: a Job whose pods a ResourceQuota refuses (only pods with requests: the
+    # other pods here have none).
+    quota(ns, 0)
+    resources = {"requests": {"cpu": "100m"}}
+    apply(run_manifest("iris-quota", "iris", report=report.text, resources=resources), ns)
 
     wait_phase(ns, "iris-1", "Succeeded")
     wait_for("iris-ttl deleted after its TTL", lambda: get("trainingrun", "iris-ttl", ns) is None)
@@ -204,6 +212,7 @@ def _tour(operator: OperatorProcess, ns: str, token: str) -> None:
         ),
     )
     assert taken
+    wait_condition("trainingrun", ns, "iris-quota", "Running", "False", "QuotaExceeded")
     wait_for(
         "the suspended Job", lambda: (get("job.batch", "iris-suspended", ns) or {}).get("spec")
     )
@@ -293,15 +302,7 @@ def _tour(operator: OperatorProcess, ns: str, token: str) -> None:
     patch("mwd", ns, "web", {"spec": {"runtime": "native", "monitoring": {"enabled": False}}})
     wait_children(ns, "seldondeployments", 0)
     wait_children(ns, "podmonitors", 0)
-    wait_for(
-        "a retraining run",
-        lambda: [
-            r
-            for r in get_list("trainingruns", ns)
-            if r["metadata"]["name"].startswith("iris-")
-            and r["metadata"]["name"] not in ("iris-1", "iris-suspended", "iris-taken")
-        ],
-    )
+    wait_for("a retraining run", lambda: retrain_runs(ns, "iris"))
 
 
 # --- the effective permissions, against the README -----------------------------------------

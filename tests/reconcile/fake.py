@@ -145,7 +145,11 @@ class FakeKube:
         return copy.deepcopy(found) if found is not None else None
 
     async def list(
-        self, kind: Kind, namespace: str | None = None, labels: Mapping[str, str] | None = None
+        self,
+        kind: Kind,
+        namespace: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        fields: Mapping[str, str] | None = None,
     ) -> list[dict[str, Any]]:
         kinds.require(kind, "list")
         return [
@@ -156,6 +160,7 @@ class FakeKube:
             and all(
                 (o["metadata"].get("labels") or {}).get(a) == b for a, b in (labels or {}).items()
             )
+            and all(_field(o, path) == value for path, value in (fields or {}).items())
         ]
 
     async def crd_installed(self, name: str) -> bool:
@@ -289,6 +294,14 @@ class FakeKube:
 
     async def close(self) -> None:
         return None
+
+
+def _field(obj: Mapping[str, Any], path: str) -> str:
+    """A field selector's value: `involvedObject.uid` of an Event, `metadata.name`."""
+    value: Any = obj
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return "" if value is None else str(value)
 
 
 def _merge(target: Any, patch: Any) -> Any:

@@ -304,7 +304,7 @@ EXPECTED_NAMESPACED: dict[tuple[str, str], set[str]] = {
     ("monitoring.coreos.com", "prometheusrules"): APPLY,
     ("monitoring.coreos.com", "servicemonitors"): APPLY,
     ("monitoring.coreos.com", "podmonitors"): APPLY,
-    ("", "events"): {"create"},
+    ("", "events"): {"create", "list"},
 }
 # Cluster-wide: kopf's resource scanning lists and watches CRDs; with watchNamespaces it is off.
 EXPECTED_CRD_READ = {("apiextensions.k8s.io", "customresourcedefinitions"): {"get"} | WATCH}
