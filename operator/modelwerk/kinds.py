@@ -170,6 +170,9 @@ PROMETHEUS_RULE: Final = _child("monitoring.coreos.com/v1", "PrometheusRule", "p
 SERVICE_MONITOR: Final = _child("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors")
 POD_MONITOR: Final = _child("monitoring.coreos.com/v1", "PodMonitor", "podmonitors")
 
+# A TrainingRun naming a ServiceAccount runs as it only when the ServiceAccount allows it
+# (its annotation); the object holds no token since Kubernetes 1.24.
+SERVICE_ACCOUNT: Final = Kind("v1", "ServiceAccount", "serviceaccounts", verbs=frozenset({"get"}))
 # One core/v1 Event per transition, posted, never updated (kopf's own posting is off). list:
 # a Job whose pods cannot be created (a ResourceQuota) says so only in its Events.
 EVENT: Final = Kind("v1", "Event", "events", verbs=frozenset({"create", "list"}))
@@ -191,6 +194,7 @@ ALL: Final[tuple[Kind, ...]] = (
     DEPLOYMENT,
     JOB,
     POD,
+    SERVICE_ACCOUNT,
     APPS_DEPLOYMENT,
     SERVICE,
     HPA,

@@ -196,6 +196,8 @@ def _tour(operator: OperatorProcess, ns: str, token: str) -> None:
     # jobs get: a Job of that name exists already, not the run's.
     kubectl("create", "job", "iris-taken", "-n", ns, "--image=registry.example.com/x", "--", "true")
     apply(run_manifest("iris-taken", "iris", report=report.text), ns)
+    # serviceaccounts get: a run naming a ServiceAccount that does not allow runs.
+    apply(run_manifest("iris-sa", "iris", serviceAccountName="default"), ns)
     # events list: a Job whose pods a ResourceQuota refuses (only pods with requests: the
     # other pods here have none).
     quota(ns, 0)
@@ -213,6 +215,7 @@ def _tour(operator: OperatorProcess, ns: str, token: str) -> None:
     )
     assert taken
     wait_condition("trainingrun", ns, "iris-quota", "Running", "False", "QuotaExceeded")
+    wait_condition("trainingrun", ns, "iris-sa", "JobCreated", "False", "ServiceAccountNotAllowed")
     wait_for(
         "the suspended Job", lambda: (get("job.batch", "iris-suspended", ns) or {}).get("spec")
     )

@@ -2,8 +2,9 @@
 (kubectl --as, impersonating a user bound to a Role of this namespace): no privileged,
 host-mounted, other-namespace or token-bearing pod. Privileges are not in the API at all
 (refused at apply as unknown fields), other namespaces are refused by RBAC and by the API's
-patterns, and the Job the operator builds for an ordinary run is Pod Security `restricted`
-(which this namespace enforces) with no ServiceAccount token."""
+patterns, the Job the operator builds for an ordinary run is Pod Security `restricted` (which
+this namespace enforces) with no ServiceAccount token, and a ServiceAccount is used only when
+it is annotated to allow runs."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 from tests.integration.cluster import KubectlError, apply, get, kubectl, wait_for
 from tests.integration.conftest import OperatorProcess
-from tests.integration.trainingruns import model_manifest, run_manifest
+from tests.integration.trainingruns import model_manifest, run_manifest, wait_condition
 
 pytestmark = pytest.mark.integration
 
@@ -147,3 +148,14 @@ def test_a_trainingrun_author_gets_no_privileged_host_or_token_bearing_pod(
         assert ctx["capabilities"] == {"drop": ["ALL"]}
         assert ctx.get("privileged") is not True
     assert job["metadata"]["namespace"] == namespace
+
+    # Naming a ServiceAccount of the namespace gets its token only where the namespace's admin
+    # allowed it: `default` does not, so no Job is made.
+    out = as_user(
+        *apply_as, input=run_yaml(namespace, "as-default", {"serviceAccountName": "default"})
+    )
+    assert not isinstance(out, KubectlError), out
+    wait_condition(
+        "trainingrun", namespace, "as-default", "JobCreated", "False", "ServiceAccountNotAllowed"
+    )
+    assert get("job.batch", "as-default", namespace) is None

@@ -383,3 +383,42 @@ async def test_a_missing_secret_is_the_kubelets_message() -> None:
         missing,
     )
     assert "Failed" not in {c["type"] for c in status["conditions"]}
+
+
+@pytest.mark.parametrize(
+    ("annotations", "allowed"),
+    [
+        (None, False),
+        ({}, False),
+        ({"modelwerk.io/trainingruns-allowed": "false"}, False),
+        ({"modelwerk.io/trainingruns-allowed": "true"}, True),
+    ],
+)
+async def test_a_service_account_is_used_only_when_it_allows_runs(
+    annotations: dict[str, str] | None, allowed: bool
+) -> None:
+    """None: the ServiceAccount does not exist."""
+    world = World()
+    world.given(model(), run(serviceAccountName="trainer"))
+    if annotations is not None:
+        world.given(
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {"name": "trainer", "namespace": NS, "annotations": annotations},
+            }
+        )
+    _, writes = await world.reconcile(kinds.TRAININGRUN, "run-1")
+    if allowed:
+        assert summary(writes)[0] == "create batch/Job run-1"
+        return
+    assert summary(writes) == [STATUS, "event TrainingRun run-1 Failed"]
+    assert world.condition(kinds.TRAININGRUN, "run-1", "JobCreated") == (
+        "False",
+        "ServiceAccountNotAllowed",
+    )
+    assert world.status(kinds.TRAININGRUN, "run-1")["phase"] == "Failed"
+    assert world.kube.find(kinds.JOB, "run-1") is None
+    # Finished: the ServiceAccount is not asked for again.
+    _, writes = await world.reconcile(kinds.TRAININGRUN, "run-1")
+    assert writes == []

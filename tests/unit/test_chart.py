@@ -296,6 +296,7 @@ EXPECTED_NAMESPACED: dict[tuple[str, str], set[str]] = {
     ("modelwerk.io", "deployments/status"): {"patch"},
     ("batch", "jobs"): WATCH | {"create", "get", "patch"},
     ("", "pods"): WATCH,
+    ("", "serviceaccounts"): {"get"},
     ("", "services"): APPLY,
     ("apps", "deployments"): APPLY,
     ("autoscaling", "horizontalpodautoscalers"): APPLY,

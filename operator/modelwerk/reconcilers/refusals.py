@@ -1,4 +1,9 @@
-"""Pods the Job controller cannot create: a ResourceQuota, a LimitRange or an admission policy
+"""Why a run's pod does not exist.
+
+A ServiceAccount the run may not use, checked before the Job is created: whoever may create
+TrainingRuns must not thereby run as any identity of the namespace.
+
+Pods the Job controller cannot create: a ResourceQuota, a LimitRange or an admission policy
 refuses them. The Job carries no condition for that, only Warning Events `FailedCreate` (and it
 retries with backoff), so a run whose Job has had no pod for a few seconds reads its Job's
 Events, looks again every RECHECK_SECONDS while it has none, and stops once a pod exists."""
@@ -8,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from modelwerk import kinds
+from modelwerk import constants, kinds
 from modelwerk.jobstate import seconds_since
 from modelwerk.manager import Manager
 
@@ -46,3 +51,19 @@ async def refused(mgr: Manager, job: Mapping[str, Any]) -> tuple[tuple[str, str]
         fields={"involvedObject.uid": str(job["metadata"]["uid"]), "reason": "FailedCreate"},
     )
     return verdict(events), RECHECK_SECONDS
+
+
+async def service_account_refused(mgr: Manager, namespace: str, name: str | None) -> str | None:
+    """Why the run may not run as ServiceAccount `name` (None: it may, or names none)."""
+    if not name:
+        return None
+    account = await mgr.kube.get(kinds.SERVICE_ACCOUNT, name, namespace)
+    annotation = constants.ANNOTATION_TRAININGRUNS_ALLOWED
+    if account is None:
+        return f"ServiceAccount {name} does not exist in namespace {namespace}"
+    if ((account["metadata"].get("annotations") or {}).get(annotation)) != "true":
+        return (
+            f"ServiceAccount {name} does not allow TrainingRuns to run as it: its namespace's "
+            f'admin may annotate it {annotation}="true"'
+        )
+    return None

@@ -114,6 +114,10 @@ async def _reconcile(mgr: Manager, obs: Observed, sb: StatusBuilder) -> float | 
             sb.condition("Accepted", False, "NoOutputLocation", str(err))
             await _write(mgr, body, sb, "Pending")
             return None
+        ns, account = run.metadata.namespace or "", run.spec.service_account_name
+        if (refused := await refusals.service_account_refused(mgr, ns, account)) is not None:
+            sb.condition("JobCreated", False, "ServiceAccountNotAllowed", refused)
+            return await _write(mgr, body, sb, "Failed")
         sb.condition("Accepted", True, "Accepted", "spec is valid")
         try:
             job = await mgr.kube.create(desired)
