@@ -544,7 +544,7 @@ async def main(argv: Iterable[str] | None = None) -> None:
     config.load_kube_config(config_file=kubeconfig)
     info = kopf.login_with_kubeconfig(settings=kopf.OperatorSettings(), logger=None)
     assert info is not None
-    kube = Kube.connect(info, user_agent="modelwerk-bench")
+    kube = Kube.connect(info, user_agent="modelwerk-bench", checked=False)  # creates Models
     version = prepare_cluster()  # before any event loop work: plain blocking calls
     results = Results(
         meta={

@@ -116,12 +116,19 @@ class Api(Protocol):
 class Kube:
     """One HTTP session to the apiserver. Create with `Kube.connect(info)`, close with `close()`."""
 
-    def __init__(self, server: str, session: aiohttp.ClientSession) -> None:
+    def __init__(
+        self, server: str, session: aiohttp.ClientSession, *, checked: bool = True
+    ) -> None:
         self._server = server.rstrip("/")
         self._session = session
+        self._checked = checked
 
     @classmethod
-    def connect(cls, info: kopf.ConnectionInfo, *, user_agent: str = "modelwerk") -> Kube:
+    def connect(
+        cls, info: kopf.ConnectionInfo, *, user_agent: str = "modelwerk", checked: bool = True
+    ) -> Kube:
+        """`checked=False` for clients that are not the operator (the benchmark acts as a user
+        too): requests outside the operator's RBAC table are then sent, not refused."""
         ssl_context = _ssl_context(info)
         headers = {"User-Agent": user_agent}
         if info.token:
@@ -135,10 +142,14 @@ class Kube:
             headers=headers,
             timeout=aiohttp.ClientTimeout(total=60, sock_connect=10),
         )
-        return cls(info.server, session)
+        return cls(info.server, session, checked=checked)
 
     async def close(self) -> None:
         await self._session.close()
+
+    def _require(self, kind: Kind, verb: str, subresource: str = "") -> None:
+        if self._checked:
+            kinds.require(kind, verb, subresource)
 
     async def _request(
         self,
@@ -167,7 +178,7 @@ class Kube:
     # --- reads -------------------------------------------------------------------------------
 
     async def get(self, kind: Kind, name: str, namespace: str | None = None) -> JsonDict | None:
-        kinds.require(kind, "get")
+        self._require(kind, "get")
         path = kind.path(namespace, name)
         try:
             return await self._request("GET", path)
@@ -181,7 +192,7 @@ class Kube:
         labels: Mapping[str, str] | None = None,
         fields: Mapping[str, str] | None = None,
     ) -> list[JsonDict]:
-        kinds.require(kind, "list")
+        self._require(kind, "list")
         params = {}
         if labels:
             params["labelSelector"] = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
@@ -204,8 +215,8 @@ class Kube:
         """Server-side apply: creates or updates the fields the operator owns, leaves the rest."""
         meta = manifest["metadata"]
         kind = kinds.of_body(manifest)
-        kinds.require(kind, "patch")
-        kinds.require(kind, "create")  # the apiserver checks it too when the object is absent
+        self._require(kind, "patch")
+        self._require(kind, "create")  # the apiserver checks it too when the object is absent
         path = kind.path(meta.get("namespace"), meta["name"])
         params = {"fieldManager": constants.FIELD_MANAGER, "force": "true"}
         return await self._request(
@@ -215,7 +226,7 @@ class Kube:
     async def create(self, manifest: Mapping[str, Any]) -> JsonDict:
         meta = manifest["metadata"]
         kind = kinds.of_body(manifest)
-        kinds.require(kind, "create")
+        self._require(kind, "create")
         params = {"fieldManager": constants.FIELD_MANAGER}
         path = kind.path(meta.get("namespace"))
         return await self._request("POST", path, params=params, body=manifest)
@@ -224,7 +235,7 @@ class Kube:
         self, kind: Kind, name: str, namespace: str | None = None, *, uid: str | None = None
     ) -> bool:
         """Deletes in the background (children follow by ownerReference); False if already gone."""
-        kinds.require(kind, "delete")
+        self._require(kind, "delete")
         body: JsonDict = {"propagationPolicy": "Background"}
         if uid:
             body["preconditions"] = {"uid": uid}
@@ -244,7 +255,7 @@ class Kube:
         subresource: str = "",
     ) -> JsonDict:
         """JSON merge patch. Put metadata.resourceVersion in the patch for compare-and-swap."""
-        kinds.require(kind, "patch", subresource)
+        self._require(kind, "patch", subresource)
         path = kind.path(namespace, name, subresource)
         params = {"fieldManager": constants.FIELD_MANAGER}
         return await self._request(
@@ -306,7 +317,7 @@ class Kube:
             "source": {"component": constants.FIELD_MANAGER},
             "reportingComponent": constants.FIELD_MANAGER,
         }
-        kinds.require(kinds.EVENT, "create")
+        self._require(kinds.EVENT, "create")
         try:
             await self._request(
                 "POST",
