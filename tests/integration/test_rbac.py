@@ -79,14 +79,15 @@ def audit_log() -> Path:
 
 
 def requests_of(path: Path, offset: int, user: str) -> list[dict[str, Any]]:
-    """The audit events of `user` written after byte `offset`."""
+    """The audit events of `user` written after byte `offset`. A watch is logged when its
+    response starts (ResponseStarted) and again when it ends, which for the operator's watches
+    may be only after the operator stopped: the first counts."""
     with path.open("rb") as f:
         f.seek(offset)
         lines = f.read().decode().splitlines()
     events = [json.loads(line) for line in lines if line.strip()]
-    return [
-        e for e in events if e.get("stage") == "ResponseComplete" and e["user"]["username"] == user
-    ]
+    stages = ("ResponseStarted", "ResponseComplete")
+    return [e for e in events if e.get("stage") in stages and e["user"]["username"] == user]
 
 
 def used(events: list[dict[str, Any]]) -> tuple[Grants, list[str]]:
