@@ -6,7 +6,8 @@
 #   hack/cluster.sh up      build (first time: 6-10 min), start, wait until nodes are Ready
 #   hack/cluster.sh down    stop and delete the cluster
 #   hack/cluster.sh env     print `export KUBECONFIG=... PATH=...` for this cluster
-#   hack/cluster.sh audit-log   where the audit log is (clusters started with MODELWERK_AUDIT=1)
+#   hack/cluster.sh audit-log   where the audit log is (ServiceAccounts' requests; every write
+#                               too on clusters started with MODELWERK_AUDIT=1)
 #
 # MODELWERK_CACHE (default ~/.cache/modelwerk) holds binaries and cluster state;
 # MODELWERK_CLUSTER (default modelwerk) names the cluster.
@@ -70,10 +71,11 @@ up() {
   mkdir -p "$(dirname "$kubeconfig")"
   rm -f "$kubeconfig"
   say "starting $name: etcd $ETCD_VERSION, kubernetes $KUBE_VERSION, kwok $KWOK_VERSION"
-  local extra=()
-  if [ "${MODELWERK_AUDIT:-}" = 1 ]; then
-    extra+=(--kube-audit-policy "$here/kwok/audit-policy.yaml")
-  fi
+  # Every cluster has an audit log of ServiceAccounts' requests (the chart's RBAC test reads
+  # it); benchmark clusters (MODELWERK_AUDIT=1) also log every write.
+  local policy="$here/kwok/audit-policy-serviceaccounts.yaml"
+  if [ "${MODELWERK_AUDIT:-}" = 1 ]; then policy="$here/kwok/audit-policy.yaml"; fi
+  local extra=(--kube-audit-policy "$policy")
   local config="$here/kwok/kwokctl.yaml"
   if [ "$real_node" = 1 ]; then
     # kwok keeps to the fake nodes; the apiserver reaches the real kubelet (logs, exec).

@@ -36,9 +36,10 @@ CHART = ROOT / "helm" / "modelwerk"
 CHART_CRDS = CHART / "crds"
 RULES = CHART / "files" / "operator-rules.yaml"
 GOVERNANCE = CHART / "files" / "governance-policy.yaml"
-RBAC = {
-    CHART / "files" / "rbac-namespaced.yaml": True,
-    CHART / "files" / "rbac-cluster.yaml": False,
+RBAC = {  # path -> (namespaced kinds?, cluster-wide install?)
+    CHART / "files" / "rbac-namespaced.yaml": (True, True),
+    CHART / "files" / "rbac-cluster.yaml": (False, True),
+    CHART / "files" / "rbac-cluster-watchnamespaces.yaml": (False, False),
 }
 INSTALL = ROOT / "manifests" / "install.yaml"
 
@@ -149,8 +150,8 @@ def rbac_rules() -> dict[Path, bytes]:
     finally:
         sys.path.pop(0)
     out = {}
-    for path, namespaced in RBAC.items():
-        rules = kinds.rbac_rules(namespaced=namespaced)
+    for path, (namespaced, clusterwide) in RBAC.items():
+        rules = kinds.rbac_rules(namespaced=namespaced, clusterwide=clusterwide)
         body = yaml.safe_dump(rules, sort_keys=False, default_flow_style=None, width=100)
         out[path] = (RBAC_HEADER + body).encode()
     return out

@@ -30,6 +30,9 @@ LABEL_TRACK: Final = f"{LABEL_PREFIX}/track"  # stable | canary
 ANNOTATION_RETRAIN_TRIGGER: Final = f"{LABEL_PREFIX}/retrain-trigger"
 # A hash of what the operator last applied to a child: equal hash, no write.
 ANNOTATION_SPEC_HASH: Final = f"{LABEL_PREFIX}/spec-hash"
+# On a ServiceAccount, "true": TrainingRuns of its namespace may run as it (set by whoever may
+# edit ServiceAccounts there; a run author alone cannot obtain another identity's token).
+ANNOTATION_TRAININGRUNS_ALLOWED: Final = f"{LABEL_PREFIX}/trainingruns-allowed"
 
 # The training container's termination message carries the run's report (metrics, artifact,
 # baseline) back to the operator; Kubernetes caps it at 4096 bytes.

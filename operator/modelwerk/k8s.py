@@ -79,7 +79,11 @@ class Api(Protocol):
     async def get(self, kind: Kind, name: str, namespace: str | None = None) -> JsonDict | None: ...
 
     async def list(
-        self, kind: Kind, namespace: str | None = None, labels: Mapping[str, str] | None = None
+        self,
+        kind: Kind,
+        namespace: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        fields: Mapping[str, str] | None = None,
     ) -> list[JsonDict]: ...
 
     async def crd_installed(self, name: str) -> bool: ...
@@ -137,13 +141,20 @@ class Kube:
     `fence`, when set (leader election), is asked before every write: a write it refuses raises
     NotLeader without reaching the apiserver."""
 
-    def __init__(self, server: str, session: aiohttp.ClientSession) -> None:
+    def __init__(
+        self, server: str, session: aiohttp.ClientSession, *, checked: bool = True
+    ) -> None:
         self._server = server.rstrip("/")
         self._session = session
         self.fence: Callable[[], bool] | None = None
+        self._checked = checked
 
     @classmethod
-    def connect(cls, info: kopf.ConnectionInfo, *, user_agent: str = "modelwerk") -> Kube:
+    def connect(
+        cls, info: kopf.ConnectionInfo, *, user_agent: str = "modelwerk", checked: bool = True
+    ) -> Kube:
+        """`checked=False` for clients that are not the operator (the benchmark acts as a user
+        too): requests outside the operator's RBAC table are then sent, not refused."""
         ssl_context = _ssl_context(info)
         headers = {"User-Agent": user_agent}
         if info.token:
@@ -157,10 +168,14 @@ class Kube:
             headers=headers,
             timeout=aiohttp.ClientTimeout(total=60, sock_connect=10),
         )
-        return cls(info.server, session)
+        return cls(info.server, session, checked=checked)
 
     async def close(self) -> None:
         await self._session.close()
+
+    def _require(self, kind: Kind, verb: str, subresource: str = "") -> None:
+        if self._checked:
+            kinds.require(kind, verb, subresource)
 
     async def _request(
         self,
@@ -192,6 +207,7 @@ class Kube:
     # --- reads -------------------------------------------------------------------------------
 
     async def get(self, kind: Kind, name: str, namespace: str | None = None) -> JsonDict | None:
+        self._require(kind, "get")
         path = kind.path(namespace, name)
         try:
             return await self._request("GET", path)
@@ -199,11 +215,18 @@ class Kube:
             return None
 
     async def list(
-        self, kind: Kind, namespace: str | None = None, labels: Mapping[str, str] | None = None
+        self,
+        kind: Kind,
+        namespace: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        fields: Mapping[str, str] | None = None,
     ) -> list[JsonDict]:
+        self._require(kind, "list")
         params = {}
         if labels:
             params["labelSelector"] = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        if fields:
+            params["fieldSelector"] = ",".join(f"{k}={v}" for k, v in sorted(fields.items()))
         result = await self._request("GET", kind.path(namespace), params=params)
         items: list[JsonDict] = result.get("items", [])
         return items
@@ -250,7 +273,10 @@ class Kube:
     async def apply(self, manifest: Mapping[str, Any]) -> JsonDict:
         """Server-side apply: creates or updates the fields the operator owns, leaves the rest."""
         meta = manifest["metadata"]
-        path = kinds.of_body(manifest).path(meta.get("namespace"), meta["name"])
+        kind = kinds.of_body(manifest)
+        self._require(kind, "patch")
+        self._require(kind, "create")  # the apiserver checks it too when the object is absent
+        path = kind.path(meta.get("namespace"), meta["name"])
         params = {"fieldManager": constants.FIELD_MANAGER, "force": "true"}
         return await self._request(
             "PATCH", path, params=params, body=manifest, content_type="application/apply-patch+yaml"
@@ -258,14 +284,17 @@ class Kube:
 
     async def create(self, manifest: Mapping[str, Any]) -> JsonDict:
         meta = manifest["metadata"]
+        kind = kinds.of_body(manifest)
+        self._require(kind, "create")
         params = {"fieldManager": constants.FIELD_MANAGER}
-        path = kinds.of_body(manifest).path(meta.get("namespace"))
+        path = kind.path(meta.get("namespace"))
         return await self._request("POST", path, params=params, body=manifest)
 
     async def delete(
         self, kind: Kind, name: str, namespace: str | None = None, *, uid: str | None = None
     ) -> bool:
         """Deletes in the background (children follow by ownerReference); False if already gone."""
+        self._require(kind, "delete")
         body: JsonDict = {"propagationPolicy": "Background"}
         if uid:
             body["preconditions"] = {"uid": uid}
@@ -285,6 +314,7 @@ class Kube:
         subresource: str = "",
     ) -> JsonDict:
         """JSON merge patch. Put metadata.resourceVersion in the patch for compare-and-swap."""
+        self._require(kind, "patch", subresource)
         path = kind.path(namespace, name, subresource)
         params = {"fieldManager": constants.FIELD_MANAGER}
         return await self._request(
@@ -346,6 +376,7 @@ class Kube:
             "source": {"component": constants.FIELD_MANAGER},
             "reportingComponent": constants.FIELD_MANAGER,
         }
+        self._require(kinds.EVENT, "create")
         try:
             await self._request(
                 "POST",

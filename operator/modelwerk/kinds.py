@@ -20,9 +20,17 @@ from urllib.parse import quote
 from modelwerk import constants, projections
 from modelwerk.projections import Body
 
-READ: Final = frozenset({"get", "list", "watch"})
-MANAGE: Final = READ | {"create", "patch", "delete"}
-STATUS: Final = frozenset({"get", "patch", "update"})
+# Least privilege: each kind is granted exactly the verbs some code path uses (see `require`,
+# which k8s.Kube and the fast tests' fake call on every request, and the chart's integration test,
+# which checks in the apiserver's audit log that the operator's ServiceAccount uses every verb
+# granted to it).
+WATCH: Final = frozenset({"list", "watch"})
+"""kopf's list + watch, which fill the caches."""
+APPLY: Final = WATCH | {"create", "patch", "delete"}
+"""Server-side apply is a PATCH that creates the object when it is absent (the apiserver then
+also checks `create`); pruning deletes. Children are read from the caches, never fetched."""
+STATUS: Final = frozenset({"patch"})
+"""A merge patch of /status: the operator never reads or replaces the subresource on its own."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,8 @@ class Kind:
     namespaced: bool = True
     verbs: frozenset[str] = field(default=frozenset(), compare=False)
     """What the operator does with it (the chart's RBAC rules)."""
+    clusterwide_verbs: frozenset[str] = field(default=frozenset(), compare=False)
+    """Granted besides `verbs` only when the operator watches every namespace."""
     status_verbs: frozenset[str] = field(default=frozenset(), compare=False)
     """On its /status subresource."""
     also_groups: tuple[str, ...] = field(default=(), compare=False)
@@ -115,28 +125,36 @@ def _child(api_version: str, kind: str, plural: str) -> Kind:
         api_version,
         kind,
         plural,
-        verbs=MANAGE,
+        verbs=APPLY,
         cache=Cache(projections.child, owner_label=constants.LABEL_DEPLOYMENT),
     )
 
 
-MODEL: Final = _ours("Model", constants.MODEL_PLURAL, READ | {"patch"})
-TRAININGRUN: Final = _ours("TrainingRun", constants.TRAININGRUN_PLURAL, MANAGE)
-DEPLOYMENT: Final = _ours("Deployment", constants.DEPLOYMENT_PLURAL, READ | {"patch"})
+# The operator writes only the status of its own kinds, never their spec or metadata.
+# get: a registration re-reads the Model after losing a compare-and-swap, and an alert for a
+# Model not in the cache yet asks the apiserver.
+MODEL: Final = _ours("Model", constants.MODEL_PLURAL, WATCH | {"get"})
+# create: retraining triggers start runs; delete: ttlSecondsAfterFinished.
+TRAININGRUN: Final = _ours(
+    "TrainingRun", constants.TRAININGRUN_PLURAL, WATCH | {"create", "delete"}
+)
+DEPLOYMENT: Final = _ours("Deployment", constants.DEPLOYMENT_PLURAL, WATCH)
 
 # A TrainingRun's Job and its pods.
 JOB: Final = Kind(
     "batch/v1",
     "Job",
     "jobs",
-    verbs=MANAGE,
+    # get: after a create conflict, whose Job is it; patch: spec.suspend. Jobs go with their run
+    # (ownerReference), so the operator never deletes one.
+    verbs=WATCH | {"create", "get", "patch"},
     cache=Cache(projections.job, owner_label=constants.LABEL_TRAININGRUN),
 )
 POD: Final = Kind(
     "v1",
     "Pod",
     "pods",
-    verbs=READ,
+    verbs=WATCH,
     cache=Cache(projections.pod, owner_label=constants.LABEL_TRAININGRUN),
 )
 
@@ -152,15 +170,22 @@ PROMETHEUS_RULE: Final = _child("monitoring.coreos.com/v1", "PrometheusRule", "p
 SERVICE_MONITOR: Final = _child("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors")
 POD_MONITOR: Final = _child("monitoring.coreos.com/v1", "PodMonitor", "podmonitors")
 
-EVENT: Final = Kind(
-    "v1", "Event", "events", verbs=frozenset({"create", "patch"}), also_groups=("events.k8s.io",)
-)
+# A TrainingRun naming a ServiceAccount runs as it only when the ServiceAccount allows it
+# (its annotation); the object holds no token since Kubernetes 1.24.
+SERVICE_ACCOUNT: Final = Kind("v1", "ServiceAccount", "serviceaccounts", verbs=frozenset({"get"}))
+# One core/v1 Event per transition, posted, never updated (kopf's own posting is off). list:
+# a Job whose pods cannot be created (a ResourceQuota) says so only in its Events.
+EVENT: Final = Kind("v1", "Event", "events", verbs=frozenset({"create", "list"}))
 CRD: Final = Kind(
     "apiextensions.k8s.io/v1",
     "CustomResourceDefinition",
     "customresourcedefinitions",
     namespaced=False,
-    verbs=READ,  # kopf scans CRDs; the operator asks whether Seldon's and Prometheus' exist
+    # The operator asks whether Seldon's and the Prometheus Operator's CRDs exist.
+    verbs=frozenset({"get"}),
+    # kopf's resource scanning watches CRDs, and runs only cluster-wide (settings.py turns it
+    # off for exact namespace names, which is what the chart passes).
+    clusterwide_verbs=WATCH,
 )
 
 # The leader election's Lease, in the operator's own namespace only: not in ALL, so the rules
@@ -175,6 +200,7 @@ ALL: Final[tuple[Kind, ...]] = (
     DEPLOYMENT,
     JOB,
     POD,
+    SERVICE_ACCOUNT,
     APPS_DEPLOYMENT,
     SERVICE,
     HPA,
@@ -206,18 +232,38 @@ def of_body(body: Mapping[str, Any]) -> Kind:
     return of(str(body["apiVersion"]), str(body["kind"]))
 
 
-def rbac_rules(*, namespaced: bool) -> list[dict[str, Any]]:
+class NotGranted(Exception):
+    """A request the table grants no verb for: a bug, found before the apiserver's 403."""
+
+
+def granted(kind: Kind, *, clusterwide: bool = True) -> frozenset[str]:
+    return kind.verbs | (kind.clusterwide_verbs if clusterwide else frozenset())
+
+
+def require(kind: Kind, verb: str, subresource: str = "") -> None:
+    """Raises NotGranted unless the table grants `verb` on the kind (or its subresource) in
+    every install mode. k8s.Kube calls it before each request, the fast tests' fake too, so a
+    code path needing a verb the chart does not grant fails in every tier, whoever runs it."""
+    allowed = kind.status_verbs if subresource == "status" else kind.verbs
+    if subresource not in ("", "status") or verb not in allowed:
+        resource = f"{kind.plural}/{subresource}" if subresource else kind.plural
+        raise NotGranted(f"{verb} {resource}.{kind.group or 'core'} is not in kinds.py's table")
+
+
+def rbac_rules(*, namespaced: bool, clusterwide: bool = True) -> list[dict[str, Any]]:
     """The RBAC rules for the namespaced kinds (a Role per watched namespace, or a ClusterRole),
-    or for the cluster-scoped ones: one rule per kind, and one per status subresource."""
+    or for the cluster-scoped ones (for a cluster-wide install, or one watching `namespaces`
+    only): one rule per kind, and one per status subresource."""
     rules: list[dict[str, Any]] = []
     for k in ALL:
-        if k.namespaced != namespaced or not k.verbs:
+        verbs = granted(k, clusterwide=clusterwide)
+        if k.namespaced != namespaced or not verbs:
             continue
         rules.append(
             {
                 "apiGroups": [k.group, *k.also_groups],
                 "resources": [k.plural],
-                "verbs": sorted(k.verbs),
+                "verbs": sorted(verbs),
             }
         )
         if k.status_verbs:

@@ -28,7 +28,12 @@ import yaml
 from tests.integration.cluster import ROOT, apply, get, get_list, kubectl, wait_for
 from tests.integration.conftest import SESSION_PREFIX, OperatorProcess
 from tests.integration.trainingruns import events_for, metric_sum, model_manifest, run_manifest
-from tests.unit.test_chart import EXPECTED_CRD_READ, EXPECTED_NAMESPACED, gen_chart
+from tests.unit.test_chart import (
+    EXPECTED_CRD_READ,
+    EXPECTED_CRD_READ_NAMESPACED,
+    EXPECTED_NAMESPACED,
+    gen_chart,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -160,11 +165,11 @@ def assert_no_grants(user: str, namespace: str | None) -> None:
     )
 
 
-def assert_crd_reads(user: str) -> None:
+def assert_crd_reads(user: str, expected: dict[tuple[str, str], set[str]]) -> None:
     converges(
         "CRD reads cluster-wide",
-        lambda: permissions(user, EXPECTED_CRD_READ, None, VERBS),
-        EXPECTED_CRD_READ,
+        lambda: permissions(user, expected, None, VERBS),
+        expected,
     )
 
 
@@ -305,7 +310,7 @@ def test_install_upgrade_uninstall(
     assert "matchResources" not in binding["spec"]
     assert_exact_grants(user, None)
     assert_grants(user, other)
-    assert_crd_reads(user)
+    assert_crd_reads(user, EXPECTED_CRD_READ)
     assert_nothing_forbidden(user, [ns, None])
     # The leader election's Lease: in the release namespace only.
     assert can_i(user, "create", "coordination.k8s.io", "leases", ns)
@@ -334,7 +339,7 @@ def test_install_upgrade_uninstall(
     assert_grants(user, watched[1])
     for where in (ns, None):
         assert_no_grants(user, where)
-    assert_crd_reads(user)
+    assert_crd_reads(user, EXPECTED_CRD_READ_NAMESPACED)
     assert_nothing_forbidden(user, [watched[0], None])
 
     # --- uninstall: everything of the release goes, the shared CRDs stay.

@@ -10,6 +10,8 @@ meanwhile); each test has Models of its own there. The schedule path is unit-tes
 from __future__ import annotations
 
 import concurrent.futures
+import http.client
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from modelwerk.webhook import MAX_BODY
 from tests.e2e.helpers import (
     DRIFT_ALERT,
     LABEL_MODEL,
@@ -301,3 +304,39 @@ def test_refused_deliveries_create_nothing(receiver: Receiver, report: TrainerRe
     finally:
         write_token(receiver.token_file, receiver.token)
     assert runs_of(receiver, model) == []
+
+
+def test_oversized_deliveries_are_refused_unread(receiver: Receiver, report: TrainerReport) -> None:
+    """Above the receiver's limit a delivery is a 413 whether it announces its length or streams
+    it chunked, and nothing is started; without the token it is a 401 before any of it is read."""
+    model = create_model(receiver, retrain_model("big", retrain_template(report)))
+    alert = drift(receiver, model, "big1")
+    alert["annotations"]["padding"] = "x" * (MAX_BODY + 1)
+    body = payload(alert)
+    announced = receiver.post(body)
+    assert (announced.status, announced.body) == (413, {"error": "body too large"})
+    assert receiver.post(body, token=None).status == 401
+
+    def chunks() -> Iterator[bytes]:
+        data = json.dumps(body).encode()
+        for i in range(0, len(data), 65536):
+            yield data[i : i + 65536]
+
+    conn = http.client.HTTPConnection("127.0.0.1", receiver.operator.http_port, timeout=30)
+    try:
+        conn.request(
+            "POST",
+            "/webhooks/alertmanager",
+            body=chunks(),
+            headers={
+                "Authorization": f"Bearer {receiver.token}",
+                "Content-Type": "application/json",
+            },
+            encode_chunked=True,
+        )
+        streamed = conn.getresponse().status
+    finally:
+        conn.close()
+    assert streamed == 413
+    assert runs_of(receiver, model) == []
+    assert triggers(receiver.namespace, model) == []

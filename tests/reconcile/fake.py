@@ -3,9 +3,10 @@
 Enough of the apiserver's semantics for the reconcilers' decisions: resourceVersions that grow
 with every write, server-side apply that keeps status, merge patches with resourceVersion
 preconditions (Conflict), create refusing an existing name, deletes with a uid precondition.
-Every write is recorded, and every status written to one of our kinds is validated against its
-typed status model in api/ (unknown keys included), so a reconciler cannot write a status the
-CRD would not describe.
+Every request is checked against the RBAC verbs kinds.py grants (kinds.require, as k8s.Kube
+does), every write is recorded, and every status written to one of our kinds is validated
+against its typed status model in api/ (unknown keys included), so a reconciler cannot write a
+status the CRD would not describe.
 """
 
 from __future__ import annotations
@@ -139,12 +140,18 @@ class FakeKube:
     async def get(
         self, kind: Kind, name: str, namespace: str | None = None
     ) -> dict[str, Any] | None:
+        kinds.require(kind, "get")
         found = self.objects.get((kind.api_version, kind.kind, namespace or "", name))
         return copy.deepcopy(found) if found is not None else None
 
     async def list(
-        self, kind: Kind, namespace: str | None = None, labels: Mapping[str, str] | None = None
+        self,
+        kind: Kind,
+        namespace: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        fields: Mapping[str, str] | None = None,
     ) -> list[dict[str, Any]]:
+        kinds.require(kind, "list")
         return [
             copy.deepcopy(o)
             for (api, k, ns, _), o in sorted(self.objects.items())
@@ -153,13 +160,17 @@ class FakeKube:
             and all(
                 (o["metadata"].get("labels") or {}).get(a) == b for a, b in (labels or {}).items()
             )
+            and all(_field(o, path) == value for path, value in (fields or {}).items())
         ]
 
     async def crd_installed(self, name: str) -> bool:
+        kinds.require(kinds.CRD, "get")
         return name in self.crds
 
     async def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         kind = kinds.of_body(manifest)
+        kinds.require(kind, "patch")
+        kinds.require(kind, "create")
         key = self._key(manifest)
         self.writes.append(Write("apply", label(kind), key[3], manifest))
         current = self.objects.get(key)
@@ -181,6 +192,7 @@ class FakeKube:
 
     async def create(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         kind = kinds.of_body(manifest)
+        kinds.require(kind, "create")
         name = manifest["metadata"].get("name") or manifest["metadata"]["generateName"] + "x"
         self.writes.append(Write("create", label(kind), name, manifest))
         if self._key({**manifest, "metadata": {**manifest["metadata"], "name": name}}) in (
@@ -202,6 +214,7 @@ class FakeKube:
     async def delete(
         self, kind: Kind, name: str, namespace: str | None = None, *, uid: str | None = None
     ) -> bool:
+        kinds.require(kind, "delete")
         self.writes.append(Write("delete", label(kind), name))
         key = (kind.api_version, kind.kind, namespace or "", name)
         current = self.objects.get(key)
@@ -221,6 +234,7 @@ class FakeKube:
         *,
         subresource: str = "",
     ) -> dict[str, Any]:
+        kinds.require(kind, "patch", subresource)
         key = (kind.api_version, kind.kind, namespace or "", name)
         self.writes.append(
             Write("status" if subresource == "status" else "patch", label(kind), name, patch)
@@ -268,6 +282,7 @@ class FakeKube:
     async def event(
         self, involved: Mapping[str, Any], *, reason: str, message: str, type_: str = "Normal"
     ) -> None:
+        kinds.require(kinds.EVENT, "create")
         self.writes.append(
             Write(
                 "event",
@@ -279,6 +294,14 @@ class FakeKube:
 
     async def close(self) -> None:
         return None
+
+
+def _field(obj: Mapping[str, Any], path: str) -> str:
+    """A field selector's value: `involvedObject.uid` of an Event, `metadata.name`."""
+    value: Any = obj
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return "" if value is None else str(value)
 
 
 def _merge(target: Any, patch: Any) -> Any:

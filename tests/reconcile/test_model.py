@@ -116,3 +116,20 @@ async def test_the_fake_refuses_a_status_the_api_does_not_define() -> None:
     assert body is not None
     with pytest.raises(AssertionError, match=r"status\.bogus"):
         await world.kube.patch_status(body, {"bogus": 1})
+
+
+async def test_a_request_the_rbac_table_does_not_grant_is_refused_before_it_is_sent() -> None:
+    """As k8s.Kube does: the operator never patches a Model itself, only its status."""
+    world = World()
+    world.given(model())
+    with pytest.raises(kinds.NotGranted, match=r"patch models\.modelwerk\.io"):
+        await world.kube.patch(kinds.MODEL, "iris", "ns", {"metadata": {"labels": {"a": "b"}}})
+    with pytest.raises(kinds.NotGranted, match=r"delete models\.modelwerk\.io"):
+        await world.kube.delete(kinds.MODEL, "iris", "ns")
+    with pytest.raises(kinds.NotGranted, match="get pods"):
+        await world.kube.get(kinds.POD, "p", "ns")
+    body = world.kube.find(kinds.MODEL, "iris")
+    assert body is not None
+    await world.kube.patch_status(body, {"phase": "Ready"})
+    kube = k8s.Kube("http://127.0.0.1:1", None, checked=False)  # type: ignore[arg-type]
+    kube._require(kinds.MODEL, "patch")  # not the operator: nothing refused

@@ -277,3 +277,148 @@ def test_the_report_fixture_is_a_valid_report() -> None:
 
     assert parse_report(report()).metrics == {"accuracy": 0.95}
     assert json.loads(report())["v"] == 1
+
+
+def failed_create(job_uid: str, message: str, at: str = T0) -> dict[str, Any]:
+    """The Warning Event the Job controller posts when it cannot create a pod."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": f"run-1.{at[-3:-1]}", "namespace": NS},
+        "involvedObject": {"kind": "Job", "name": "run-1", "namespace": NS, "uid": job_uid},
+        "reason": "FailedCreate",
+        "type": "Warning",
+        "message": message,
+        "lastTimestamp": at,
+    }
+
+
+QUOTA = (
+    'Error creating: pods "run-1-7p72k" is forbidden: exceeded quota: q, requested: pods=1, '
+    "used: pods=0, limited: pods=0"
+)
+
+
+async def test_pods_refused_by_a_quota_are_a_false_condition_with_its_message() -> None:
+    """The Job controller says it only in Events: a Job without pods after a few seconds has its
+    FailedCreate Events read (the newest counts), again every RECHECK_SECONDS until a pod
+    exists; the run then goes on."""
+    world = World()
+    refused_job = job()
+    refused_job["metadata"].update(uid="uid-job-1", creationTimestamp=T0)
+    world.given(
+        model(),
+        run(),
+        refused_job,
+        failed_create("uid-job-1", "Error creating: pods is forbidden: an older refusal", T0),
+        failed_create("uid-job-1", QUOTA, "2026-01-01T11:59:30Z"),
+        failed_create("uid-other", "Error creating: another Job's refusal", "2026-01-01T12:00:00Z"),
+    )
+    requeue, writes = await world.reconcile(kinds.TRAININGRUN, "run-1")
+    assert summary(writes) == [STATUS, "event TrainingRun run-1 Pending"]
+    assert requeue == 15.0
+    (running,) = [
+        c for c in world.status(kinds.TRAININGRUN, "run-1")["conditions"] if c["type"] == "Running"
+    ]
+    assert (running["status"], running["reason"]) == ("False", "QuotaExceeded")
+    assert running["message"] == f"the Job's pod is refused: {QUOTA}"
+    # Unchanged world: no write.
+    assert (await world.reconcile(kinds.TRAININGRUN, "run-1"))[1] == []
+    # The quota raised: the pod is created and runs.
+    world.given(pod())
+    refused_job["status"]["active"] = 1
+    world.given(refused_job)
+    await world.reconcile(kinds.TRAININGRUN, "run-1")
+    assert world.condition(kinds.TRAININGRUN, "run-1", "Running") == ("True", "PodRunning")
+
+
+async def test_a_new_job_without_pods_is_given_time_before_its_events_are_read() -> None:
+    world = World()
+    fresh = job()
+    fresh["metadata"]["uid"] = "uid-job-1"
+    world.given(model(), run(), fresh, failed_create("uid-job-1", QUOTA, "2026-01-01T12:00:00Z"))
+    requeue, _ = await world.reconcile(kinds.TRAININGRUN, "run-1")
+    assert requeue == 5.0  # created just now (the fake's clock)
+    assert world.condition(kinds.TRAININGRUN, "run-1", "Running") == ("False", "PodPending")
+    world.clock.advance(5)
+    requeue, _ = await world.reconcile(kinds.TRAININGRUN, "run-1")
+    assert world.condition(kinds.TRAININGRUN, "run-1", "Running") == ("False", "QuotaExceeded")
+    assert requeue == 15.0
+
+
+async def test_pods_refused_by_admission_name_the_refusal() -> None:
+    world = World()
+    refused_job = job()
+    refused_job["metadata"].update(uid="uid-job-1", creationTimestamp=T0)
+    denied = 'Error creating: pods "run-1-x" is forbidden: maximum cpu usage per Pod is 1'
+    world.given(model(), run(), refused_job, failed_create("uid-job-1", denied))
+    await world.reconcile(kinds.TRAININGRUN, "run-1")
+    assert world.condition(kinds.TRAININGRUN, "run-1", "Running") == (
+        "False",
+        "PodCreationRefused",
+    )
+
+
+async def test_a_missing_secret_is_the_kubelets_message() -> None:
+    """The Model's storage.secretRef becomes the pod's envFrom: without the Secret the kubelet
+    never starts the container, and says which Secret (the operator may not read Secrets)."""
+    world = World()
+    missing = 'secret "s3-creds" not found'
+    world.given(
+        model(storage={"uri": "s3://bucket/iris", "secretRef": {"name": "s3-creds"}}),
+        run(),
+        job(active=1),
+        pod(
+            phase="Pending",
+            waiting={"reason": "CreateContainerConfigError", "message": missing},
+        ),
+    )
+    await world.reconcile(kinds.TRAININGRUN, "run-1")
+    status = world.status(kinds.TRAININGRUN, "run-1")
+    assert status["phase"] == "Pending"
+    (running,) = [c for c in status["conditions"] if c["type"] == "Running"]
+    assert (running["status"], running["reason"], running["message"]) == (
+        "False",
+        "CreateContainerConfigError",
+        missing,
+    )
+    assert "Failed" not in {c["type"] for c in status["conditions"]}
+
+
+@pytest.mark.parametrize(
+    ("annotations", "allowed"),
+    [
+        (None, False),
+        ({}, False),
+        ({"modelwerk.io/trainingruns-allowed": "false"}, False),
+        ({"modelwerk.io/trainingruns-allowed": "true"}, True),
+    ],
+)
+async def test_a_service_account_is_used_only_when_it_allows_runs(
+    annotations: dict[str, str] | None, allowed: bool
+) -> None:
+    """None: the ServiceAccount does not exist."""
+    world = World()
+    world.given(model(), run(serviceAccountName="trainer"))
+    if annotations is not None:
+        world.given(
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {"name": "trainer", "namespace": NS, "annotations": annotations},
+            }
+        )
+    _, writes = await world.reconcile(kinds.TRAININGRUN, "run-1")
+    if allowed:
+        assert summary(writes)[0] == "create batch/Job run-1"
+        return
+    assert summary(writes) == [STATUS, "event TrainingRun run-1 Failed"]
+    assert world.condition(kinds.TRAININGRUN, "run-1", "JobCreated") == (
+        "False",
+        "ServiceAccountNotAllowed",
+    )
+    assert world.status(kinds.TRAININGRUN, "run-1")["phase"] == "Failed"
+    assert world.kube.find(kinds.JOB, "run-1") is None
+    # Finished: the ServiceAccount is not asked for again.
+    _, writes = await world.reconcile(kinds.TRAININGRUN, "run-1")
+    assert writes == []

@@ -91,12 +91,14 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $rules }}
 {{- end }}
 
-{{/* Inherently cluster-scoped: kopf scans and watches CRDs; the operator checks whether the
-     Seldon and Prometheus Operator CRDs are installed. */}}
+{{/* Inherently cluster-scoped: the operator checks whether the Seldon and Prometheus Operator
+     CRDs are installed; cluster-wide, kopf also scans and watches CRDs (with watchNamespaces it
+     does not: the chart passes exact names). */}}
 {{- define "modelwerk.crdRules" -}}
-{{- $rules := .Files.Get "files/rbac-cluster.yaml" }}
+{{- $file := ternary "files/rbac-cluster-watchnamespaces.yaml" "files/rbac-cluster.yaml" (not (empty .Values.watchNamespaces)) }}
+{{- $rules := .Files.Get $file }}
 {{- if not $rules }}
-{{- fail "files/rbac-cluster.yaml is missing from the chart (run hack/gen-chart.py)" }}
+{{- fail (printf "%s is missing from the chart (run hack/gen-chart.py)" $file) }}
 {{- end }}
 {{- $rules }}
 {{- end }}

@@ -33,7 +33,7 @@ from modelwerk.jobstate import (
     unschedulable,
 )
 from modelwerk.manager import Manager
-from modelwerk.reconcilers import validation
+from modelwerk.reconcilers import refusals, validation
 from modelwerk.reconcilers.common import StatusBuilder, write_status
 from modelwerk.reconcilers.registration import register_version
 from modelwerk.report import REASON_MISSING, ReportError, parse_report
@@ -114,6 +114,10 @@ async def _reconcile(mgr: Manager, obs: Observed, sb: StatusBuilder) -> float | 
             sb.condition("Accepted", False, "NoOutputLocation", str(err))
             await _write(mgr, body, sb, "Pending")
             return None
+        ns, account = run.metadata.namespace or "", run.spec.service_account_name
+        if (refused := await refusals.service_account_refused(mgr, ns, account)) is not None:
+            sb.condition("JobCreated", False, "ServiceAccountNotAllowed", refused)
+            return await _write(mgr, body, sb, "Failed")
         sb.condition("Accepted", True, "Accepted", "spec is valid")
         try:
             job = await mgr.kube.create(desired)
@@ -221,8 +225,11 @@ async def _reconcile(mgr: Manager, obs: Observed, sb: StatusBuilder) -> float | 
     if unscheduled is not None:
         sb.condition("Running", False, *unscheduled)
         return await _write(mgr, body, sb, "Pending")
-    sb.condition("Running", False, "PodPending", "waiting for the training pod to start")
-    return await _write(mgr, body, sb, "Pending")
+    why, again = await refusals.refused(mgr, job) if latest is None else (None, None)
+    pending = ("PodPending", "waiting for the training pod to start")
+    sb.condition("Running", False, *(why or pending))
+    requeue = await _write(mgr, body, sb, "Pending")
+    return min((d for d in (requeue, again) if d is not None), default=None)
 
 
 async def _rejected_data(
