@@ -11,7 +11,7 @@ from modelwerk.api.trainingrun import TrainingRun
 from modelwerk.builders.job import hyperparameters_hash
 
 
-def lineage(run: TrainingRun, image_id: str | None) -> dict[str, Any]:
+def lineage(run: TrainingRun, image_id: str | None, attempt: int | None = None) -> dict[str, Any]:
     result: dict[str, Any] = {
         "image": image_id or run.spec.image,
         "hyperparametersHash": hyperparameters_hash(dict(run.spec.hyperparameters)),
@@ -21,6 +21,9 @@ def lineage(run: TrainingRun, image_id: str | None) -> dict[str, Any]:
         result["code"] = run.spec.code.model_dump(mode="json", exclude_none=True)
     if run.spec.seed is not None:
         result["seed"] = run.spec.seed
+    if run.spec.workers is not None and run.spec.distributed():
+        result["workers"] = run.spec.workers.replicas
+        result["attempt"] = attempt or 0
     return result
 
 

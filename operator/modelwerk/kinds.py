@@ -145,9 +145,10 @@ JOB: Final = Kind(
     "batch/v1",
     "Job",
     "jobs",
-    # get: after a create conflict, whose Job is it; patch: spec.suspend. Jobs go with their run
-    # (ownerReference), so the operator never deletes one.
-    verbs=WATCH | {"create", "get", "patch"},
+    # get: after a create conflict, whose Job is it; patch: spec.suspend; delete: a distributed
+    # run's failed attempt, before the next one (reconcilers/gang.py). Otherwise Jobs go with
+    # their run (ownerReference).
+    verbs=WATCH | {"create", "delete", "get", "patch"},
     cache=Cache(projections.job, owner_label=constants.LABEL_TRAININGRUN),
 )
 POD: Final = Kind(

@@ -168,6 +168,7 @@ SAMPLE_KINDS = [
     # sample file, plural, columns that must stay whatever the generator does
     ("model.yaml", "models", ["LATEST", "PRODUCTION", "READY"]),
     ("trainingrun.yaml", "trainingruns", ["MODEL", "PHASE", "METRIC", "VERSION"]),
+    ("trainingrun-distributed.yaml", "trainingruns", ["MODEL", "PHASE", "METRIC", "VERSION"]),
     ("deployment.yaml", "deployments", ["MODEL", "VERSION", "PHASE", "READY"]),
 ]
 
@@ -371,6 +372,41 @@ INVALID: list[tuple[str, Manifest, list[str]]] = [
         model(retrain={"template": {"image": "t:1", "env": [{"name": "MODELWERK_X"}]}}),
         ["spec.retrain.template.env[0]", "env names starting with MODELWERK_ are reserved"],
     ),
+    # distributed runs (spec.workers)
+    (
+        "workers-zero",
+        run(workers={"replicas": 0}),
+        ["spec.workers.replicas", "greater than or equal to 1"],
+    ),
+    (
+        "workers-over-bound",
+        run(workers={"replicas": 65}),
+        ["spec.workers.replicas", "less than or equal to 64"],
+    ),
+    (
+        "workers-with-validation",
+        run(
+            workers={"replicas": 2},
+            datasets=[{"name": "train", "uri": "s3://data/train.csv"}],
+            validation={"datasets": [{"name": "train", "rows": {"min": 1}}]},
+        ),
+        ["spec.validation runs in the single training pod"],
+    ),
+    (
+        "workers-env-rank",
+        run(workers={"replicas": 2}, env=[{"name": "RANK", "value": "0"}]),
+        ["set by the operator in a distributed run"],
+    ),
+    (
+        "workers-name-too-long",
+        run(name="a" * 61, workers={"replicas": 2}),
+        ["a distributed run's name", "at most 60 characters"],
+    ),
+    (
+        "workers-name-digit",
+        run(name="1run", workers={"replicas": 2}),
+        ["a distributed run's name", "must start with a letter"],
+    ),
 ]
 
 
@@ -403,6 +439,8 @@ def test_valid_counterparts_are_accepted(crds: None, namespace: str) -> None:
         run(name="env", env=[{"name": "LOG_LEVEL", "value": "info"}, {"name": "MODELWERKX"}]),
         model(name="b" * 63),
         model(name="own", retrain={"template": {"model": "own", "image": "t:1"}}),
+        run(name="g" * 60, workers={"replicas": 64, "port": 1234}),
+        run(name="1-worker", workers={"replicas": 1}, env=[{"name": "RANK", "value": "0"}]),
     ):
         apply(manifest, namespace)
         plural = manifest["kind"].lower() + "s"

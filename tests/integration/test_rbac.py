@@ -204,8 +204,31 @@ def _tour(operator: OperatorProcess, ns: str, token: str) -> None:
     quota(ns, 0)
     resources = {"requests": {"cpu": "100m"}}
     apply(run_manifest("iris-quota", "iris", report=report.text, resources=resources), ns)
+    # jobs delete: a distributed run's failed attempt goes before the next one.
+    flaky = {"FAIL_WORKER": "1/0", "EXIT_CODE": "3", "DURATION": "2s"}
+    apply(
+        run_manifest(
+            "iris-gang",
+            "iris",
+            report=report.text,
+            workers={"replicas": 2},
+            backoff_limit=1,
+            sim=flaky,
+        ),
+        ns,
+    )
 
     wait_phase(ns, "iris-1", "Succeeded")
+    wait_for(
+        "iris-gang's second attempt",
+        lambda: (
+            ((get("trainingrun", "iris-gang", ns) or {}).get("status") or {})
+            .get("workers", {})
+            .get("attempt")
+            == 1
+        ),
+        timeout=120,
+    )
     wait_for("iris-ttl deleted after its TTL", lambda: get("trainingrun", "iris-ttl", ns) is None)
     taken = wait_for(
         "iris-taken refused",

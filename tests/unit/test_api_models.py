@@ -57,6 +57,15 @@ def test_model_sample() -> None:
     assert model.status.versions == []
 
 
+def test_distributed_trainingrun_sample() -> None:
+    run = TrainingRun.from_body(sample("trainingrun-distributed"))
+    assert run.spec.workers is not None
+    assert run.spec.workers.replicas == 4
+    assert run.spec.workers.port == 29500
+    assert run.spec.distributed()
+    assert run.spec.validation is None  # single-pod only
+
+
 def test_trainingrun_sample() -> None:
     run = TrainingRun.from_body(sample("trainingrun"))
     assert run.metadata.name == "iris-1"

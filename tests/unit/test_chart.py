@@ -309,7 +309,7 @@ EXPECTED_NAMESPACED: dict[tuple[str, str], set[str]] = {
     ("modelwerk.io", "models/status"): {"patch"},
     ("modelwerk.io", "trainingruns/status"): {"patch"},
     ("modelwerk.io", "deployments/status"): {"patch"},
-    ("batch", "jobs"): WATCH | {"create", "get", "patch"},
+    ("batch", "jobs"): WATCH | {"create", "delete", "get", "patch"},
     ("", "pods"): WATCH,
     ("", "serviceaccounts"): {"get"},
     ("", "services"): APPLY,

@@ -125,6 +125,9 @@ def test_printer_columns() -> None:
         "Phase": ".status.phase",
         "Metric": ".status.evaluation.value",
         "Version": ".status.modelVersion",
+        # -o wide only (priority 1): a distributed run's gang
+        "Workers": ".spec.workers.replicas",
+        "Attempt": ".status.workers.attempt",
         "Age": ".metadata.creationTimestamp",
     }
     assert columns("deployments") == {

@@ -444,3 +444,48 @@ def test_card_blocks_of_a_declared_version_have_no_run() -> None:
 def test_markdown_cells_escape_pipes_and_newlines() -> None:
     block = plugin_card.table(("a",), [("x|y\nz",)])
     assert plugin_card.to_markdown([block]) == "| a |\n|---|\n| x\\|y z |\n"
+
+
+# --- distributed runs -----------------------------------------------------------------------
+
+
+def test_a_distributed_run_shows_its_workers_and_attempt() -> None:
+    gang = _run(
+        "iris-6",
+        "u6",
+        "2026-11-27T09:00:00Z",
+        {
+            "phase": "Succeeded",
+            "workers": {"replicas": 4, "attempt": 1},
+            "reproducibility": {**_lineage(), "workers": 4, "attempt": 1},
+        },
+    )
+    gang["spec"]["workers"] = {"replicas": 4}
+    records = plugin_runs.model_runs(MODEL, [*RUNS, gang])
+    assert (records[-2]["name"], records[-2]["workers"], records[-2]["attempt"]) == (
+        "iris-6",
+        4,
+        1,
+    )
+    assert records[0]["workers"] == 1
+    assert records[0]["attempt"] is None
+    table = plugin_runs.runs_table(records, ["accuracy"]).splitlines()
+    column = table[0].index("WORKERS")
+    assert table[0].split()[-3:] == ["WORKERS", "DURATION", "VERSION"]
+    assert table[5][column:].startswith("4 (attempt 1)")
+    assert table[1][column:].startswith("1 ")
+    # Without a distributed run, no column (the golden table above).
+    assert "WORKERS" not in plugin_runs.runs_table(records[:-2], ["accuracy"])
+
+
+def test_a_deleted_distributed_run_keeps_its_workers_from_the_lineage() -> None:
+    entry = {
+        "version": 3,
+        "source": {"trainingRun": "gone", "uid": "ug"},
+        "lineage": {"workers": 8, "attempt": 0},
+    }
+    record = plugin_runs.version_record(MODEL, entry, None)
+    assert (record["workers"], record["attempt"]) == (8, 0)
+    assert plugin_runs.differences(record, {**record, "attempt": 2}) == [
+        {"field": "attempt", "a": 0, "b": 2}
+    ]

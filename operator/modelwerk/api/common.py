@@ -361,6 +361,10 @@ class Lineage(StatusModel):
     hashes, equal hyperparameters."""
     seed: int | None = None
     """The run's spec.seed; absent when it had none."""
+    workers: int | None = None
+    """The run's spec.workers.replicas when it trained on several pods; absent: one pod."""
+    attempt: int | None = None
+    """A distributed run's gang attempt (from 0) that produced the result; absent: one pod."""
 
 
 # --- durations ------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from pydantic import (
     Field,
     StringConstraints,
     field_validator,
+    model_validator,
 )
 
 from modelwerk.api.common import (
@@ -100,6 +101,60 @@ class Evaluation(ApiModel):
     beat; not checked while the alias is unset or its version lacks the metric."""
 
 
+MAX_WORKERS: Final = 64
+"""The most workers a run may ask for: a bound on what one Indexed Job gang is meant for (a
+bigger job wants a queue and a gang scheduler), and it keeps hostnames `<run>-<index>` short."""
+DEFAULT_MASTER_PORT: Final = 29500  # torchrun's default
+# Set by the operator in every worker of a distributed run; spec.env must not shadow them.
+RENDEZVOUS_ENV: Final = (
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "WORLD_SIZE",
+    "RANK",
+    "NODE_RANK",
+    "PET_NNODES",
+    "PET_NODE_RANK",
+    "PET_MASTER_ADDR",
+    "PET_MASTER_PORT",
+)
+
+
+class Workers(ApiModel):
+    """Several pods training together as one gang (an Indexed Job): worker 0 is the rendezvous
+    master and reports. Every worker runs the same pod: spec.image, command, args, env and
+    resources (one Job, one pod template)."""
+
+    replicas: Annotated[int, Field(ge=1, le=MAX_WORKERS)]
+    """Pods in the gang, 1 to 64 (WORLD_SIZE, PET_NNODES); 1: a plain single-pod run."""
+    port: Annotated[int, Field(ge=1, le=65535)] = DEFAULT_MASTER_PORT
+    """The rendezvous port on worker 0 (MASTER_PORT, PET_MASTER_PORT)."""
+
+
+def _spec_rule_workers() -> tuple[JsonDict, ...]:
+    many = "has(self.workers) && self.workers.replicas > 1"
+    reserved = ", ".join(f"'{n}'" for n in RENDEZVOUS_ENV)
+    return (
+        rule(
+            f"!({many}) || !has(self.validation)",
+            "spec.validation runs in the single training pod: not with spec.workers.replicas > 1",
+        ),
+        rule(
+            f"!({many}) || !has(self.env) || self.env.all(e, !(e.name in [{reserved}]))",
+            f"env names {', '.join(RENDEZVOUS_ENV)} are set by the operator in a distributed run",
+        ),
+    )
+
+
+# A distributed run's Service is named like the run (a DNS-1035 label: starts with a letter) and
+# its pods' hostnames are `<run>-<index>` (a DNS label: at most 63 characters, index up to 63).
+DISTRIBUTED_NAME_RULE: Final = rule(
+    "!has(self.spec) || !has(self.spec.workers) || self.spec.workers.replicas == 1 || "
+    "(self.metadata.name.size() <= 60 && self.metadata.name.matches('^[a-z]'))",
+    "a distributed run's name (spec.workers.replicas > 1) must start with a letter and be at "
+    "most 60 characters: it names the headless Service and the workers' hostnames",
+)
+
+
 class Output(ApiModel):
     """Where the run's artifact goes."""
 
@@ -112,7 +167,9 @@ class Output(ApiModel):
 class TrainingRunSpec(ApiModel):
     """What to run, on what data, with which parameters. Immutable after creation."""
 
-    model_config = ConfigDict(json_schema_extra=validations(VALIDATION_NAMES_RULE))
+    model_config = ConfigDict(
+        json_schema_extra=validations(VALIDATION_NAMES_RULE, *_spec_rule_workers())
+    )
 
     model: DnsLabel | None = None
     """The Model (same namespace) the result is registered to; the run waits, Pending, until it
@@ -158,7 +215,8 @@ class TrainingRunSpec(ApiModel):
     `default`, with no API token mounted."""
     backoff_limit: Annotated[int, Field(ge=0, le=10)] = 2
     """Retries of a failed training pod before the run fails (the Job's backoffLimit): 2 means
-    up to 3 attempts."""
+    up to 3 attempts. With spec.workers.replicas > 1: restarts of the whole gang (a new Job per
+    attempt) when any worker fails."""
     active_deadline_seconds: Annotated[int, Field(ge=1, le=30 * 24 * 3600)] | None = None
     """Seconds the run's Job may be active, all attempts together, before it fails (the Job's
     activeDeadlineSeconds, reason DeadlineExceeded); unset: no limit."""
@@ -174,6 +232,27 @@ class TrainingRunSpec(ApiModel):
     output: Output | None = None
     """Where the artifact goes; unset: the Model's storage.uri plus `/<run name>` (a run with a
     Model that has no storage then stays Pending, reason NoOutputLocation)."""
+    workers: Workers | None = None
+    """Train on several pods at once (an Indexed Job gang with a headless Service, all-or-nothing
+    restarts); unset: one pod."""
+
+    @model_validator(mode="after")
+    def _workers_fit(self) -> TrainingRunSpec:
+        if self.workers is None:
+            return self
+        if self.workers.replicas > 1:
+            if self.validation is not None:
+                raise ValueError(
+                    "spec.validation runs in the single training pod: not with "
+                    "spec.workers.replicas > 1"
+                )
+            clash = sorted({e.name for e in self.env} & set(RENDEZVOUS_ENV))
+            if clash:
+                raise ValueError(f"env names {clash} are set by the operator in a distributed run")
+        return self
+
+    def distributed(self) -> bool:
+        return self.workers is not None and self.workers.replicas > 1
 
 
 def _immutable_spec_rule() -> JsonDict:
@@ -225,6 +304,15 @@ class EvaluationResult(StatusModel):
     """The verdict in words, e.g. `accuracy=0.97 beats production (version 3: 0.95)`."""
 
 
+class WorkersStatus(StatusModel):
+    replicas: int
+    """Pods in the gang."""
+    attempt: int = 0
+    """The gang's attempt, from 0 (MODELWERK_ATTEMPT in its pods): a worker's failure ends the
+    attempt, and a new one (a new Job) starts, up to spec.backoffLimit times, once every pod of
+    the old one is gone."""
+
+
 class TrainingRunStatus(StatusModel):
     phase: TrainingRunPhase | None = None
     """`Pending` (waiting for the Model, an output location or the pod; also while suspended),
@@ -260,6 +348,8 @@ class TrainingRunStatus(StatusModel):
     """The version this run registered in spec.model; absent until it is registered."""
     reproducibility: Lineage | None = None
     """What the run actually ran; becomes the registered version's lineage."""
+    workers: WorkersStatus | None = None
+    """A distributed run's gang (spec.workers.replicas > 1): its size and current attempt."""
 
 
 TRAININGRUN_KIND = KindInfo(
@@ -271,9 +361,11 @@ TRAININGRUN_KIND = KindInfo(
         PrinterColumn("Phase", "string", ".status.phase"),
         PrinterColumn("Metric", "number", ".status.evaluation.value"),
         PrinterColumn("Version", "integer", ".status.modelVersion"),
+        PrinterColumn("Workers", "integer", ".spec.workers.replicas", priority=1),
+        PrinterColumn("Attempt", "integer", ".status.workers.attempt", priority=1),
         AGE,
     ),
-    root_validations=(NAME_FITS_LABEL,),
+    root_validations=(NAME_FITS_LABEL, DISTRIBUTED_NAME_RULE),
 )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from modelwerk import constants, contract, sdk
 from modelwerk.api.model import Model
 from modelwerk.api.trainingrun import TrainingRun
-from modelwerk.builders import validation
+from modelwerk.builders import gang, validation
 from modelwerk.builders.common import (
     CONTAINER_SECURITY_CONTEXT,
     POD_SECURITY_CONTEXT,
@@ -88,7 +88,10 @@ def job_name(run: TrainingRun) -> str:
     return run.metadata.name or ""
 
 
-def build_job(run: TrainingRun, owner: Mapping[str, Any], model: Model | None = None) -> Manifest:
+def build_job(
+    run: TrainingRun, owner: Mapping[str, Any], model: Model | None = None, attempt: int = 0
+) -> Manifest:
+    """The run's Job; with spec.workers.replicas > 1 attempt `attempt` of its gang."""
     output = output_location(run, model)
     params = run_params(run, output)
     name = job_name(run)
@@ -183,7 +186,7 @@ def build_job(run: TrainingRun, owner: Mapping[str, Any], model: Model | None = 
         job_spec["activeDeadlineSeconds"] = run.spec.active_deadline_seconds
     validation.add_to_job(run, job_spec)
 
-    return {
+    job: Manifest = {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
@@ -194,3 +197,5 @@ def build_job(run: TrainingRun, owner: Mapping[str, Any], model: Model | None = 
         },
         "spec": job_spec,
     }
+    gang.add_to_job(run, job, attempt)
+    return job

@@ -77,9 +77,17 @@ def _reason(status: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _gang(workers: Any, attempt: Any) -> JsonObj:
+    """Pods that trained together (1: a single-pod run) and, for a gang, its attempt."""
+    if not workers or int(workers) <= 1:
+        return {"workers": 1, "attempt": None}
+    return {"workers": int(workers), "attempt": int(attempt or 0)}
+
+
 def run_record(run: Mapping[str, Any]) -> JsonObj:
     meta, spec, status = run.get("metadata") or {}, run.get("spec") or {}, run.get("status") or {}
     repro = status.get("reproducibility") or {}
+    gang = status.get("workers") or {}
     validation = status.get("validation")
     gate = status.get("evaluation") or {}
     return {
@@ -108,6 +116,10 @@ def run_record(run: Mapping[str, Any]) -> JsonObj:
         "metrics": dict(status.get("metrics") or {}),
         "artifact": status.get("artifact"),
         "modelVersion": status.get("modelVersion"),
+        **_gang(
+            gang.get("replicas") or (spec.get("workers") or {}).get("replicas"),
+            gang.get("attempt"),
+        ),
         "deleted": False,
     }
 
@@ -143,6 +155,7 @@ def version_record(
             "metrics": dict(entry.get("metrics") or {}),
             "artifact": entry.get("artifact"),
             "modelVersion": int(entry["version"]),
+            **_gang(lineage.get("workers"), lineage.get("attempt")),
             "deleted": bool(source.get("trainingRun")),
             "declared": bool(source.get("declared")),
         }
@@ -227,8 +240,16 @@ def _data(record: Mapping[str, Any]) -> str:
     return ",".join(parts) or NONE
 
 
+def _workers(record: Mapping[str, Any]) -> str:
+    workers = int(record.get("workers") or 1)
+    attempt = record.get("attempt")
+    return f"{workers} (attempt {attempt})" if workers > 1 and attempt else str(workers)
+
+
 def runs_table(records: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> str:
     params = varying_hyperparameters(records)
+    # Only when some run trained on several pods: single-pod models keep their narrow table.
+    gangs = any(int(r.get("workers") or 1) > 1 for r in records)
     headers = [
         "RUN",
         "PHASE",
@@ -237,6 +258,7 @@ def runs_table(records: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> 
         "VALIDATION",
         *params,
         "DATASETS",
+        *(["WORKERS"] if gangs else []),
         "DURATION",
         "VERSION",
     ]
@@ -257,6 +279,7 @@ def runs_table(records: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> 
                 _verdict(record.get("validation")),
                 *((NONE if hyper is None else str(hyper.get(p, NONE))) for p in params),
                 _data(record),
+                *([_workers(record)] if gangs else []),
                 _seconds(record.get("durationSeconds")),
                 NONE if record.get("modelVersion") is None else str(record["modelVersion"]),
             ]
@@ -324,6 +347,8 @@ def comparable(record: Mapping[str, Any]) -> dict[str, Any]:
         "code": _code(record.get("code")),
         "seed": record.get("seed"),
         "hyperparametersHash": record.get("hyperparametersHash"),
+        "workers": record.get("workers"),
+        "attempt": record.get("attempt"),
     }
     for key, value in sorted((record.get("hyperparameters") or {}).items()):
         fields[f"hyperparameter {key}"] = value

@@ -27,13 +27,12 @@ from modelwerk.jobstate import (
     newest,
     recorded_image,
     seconds_since,
-    succeeded_pod,
     termination_message,
     ttl_remaining,
     unschedulable,
 )
 from modelwerk.manager import Manager
-from modelwerk.reconcilers import refusals, validation
+from modelwerk.reconcilers import gang, refusals, validation
 from modelwerk.reconcilers.common import StatusBuilder, write_status
 from modelwerk.reconcilers.registration import register_version
 from modelwerk.report import REASON_MISSING, ReportError, parse_report
@@ -106,10 +105,12 @@ async def _reconcile(mgr: Manager, obs: Observed, sb: StatusBuilder) -> float | 
         await _write(mgr, body, sb, "Pending")
         return None  # the Model's watch event wakes this run
 
+    if gang.distributed(run) and not await gang.settle(mgr, obs, sb):
+        return await _write(mgr, body, sb, "Running")  # an old attempt's pods are going
     job = obs.job
     if job is None and not finished(sb.old):
         try:
-            desired = build_job(run, body, obs.model)
+            desired = build_job(run, body, obs.model, gang.attempt(sb))
         except OutputError as err:
             sb.condition("Accepted", False, "NoOutputLocation", str(err))
             await _write(mgr, body, sb, "Pending")
@@ -130,6 +131,8 @@ async def _reconcile(mgr: Manager, obs: Observed, sb: StatusBuilder) -> float | 
             return None
         if job is not None:
             mgr.store(kinds.JOB).upsert(job)
+            if gang.distributed(run):
+                await gang.ensure_service(mgr, run, body)
     if job is None:
         return await _write(mgr, body, sb, sb.old.get("phase") or "Pending")
 
@@ -168,7 +171,7 @@ async def _reconcile(mgr: Manager, obs: Observed, sb: StatusBuilder) -> float | 
     # The digest actually run is read from the pods; once they are gone (pod GC, a drained node)
     # the one recorded while they were there stands.
     ran = image_id(pods) or validation.init_image_id(pods) or recorded_image(sb.old)
-    sb.status["reproducibility"] = lineage(run, ran)
+    sb.status["reproducibility"] = lineage(run, ran, gang.attempt(sb))
     checked = validation.observe(run, pods, sb.old)
     if checked is not None:
         sb.status["validation"] = checked
@@ -181,6 +184,12 @@ async def _reconcile(mgr: Manager, obs: Observed, sb: StatusBuilder) -> float | 
     failed = job_condition(job, "Failed")
     complete = job_condition(job, "Complete")
     if failed is not None:
+        if gang.distributed(run) and gang.restart(obs, sb, failed):
+            # Status first: an operator restarted before the delete still knows the attempt.
+            requeue = await _write(mgr, body, sb, "Running")
+            restarting = get_condition(sb.status["conditions"], "Running") or {}
+            await gang.teardown(mgr, obs, job, str(restarting.get("message")))
+            return requeue
         return await _failed(mgr, obs, sb, failed)
     if complete is not None:
         sb.status["completionTime"] = jstatus.get("completionTime") or complete.get(
@@ -249,7 +258,7 @@ async def _failed(
     mgr: Manager, obs: Observed, sb: StatusBuilder, failed: Mapping[str, Any]
 ) -> float | None:
     job_reason = str(failed.get("reason") or "Failed")
-    pod_reason, detail = failure_detail(obs.pods)
+    pod_reason, detail = failure_detail(gang.culprits(obs.run, obs.pods))
     reason = pod_reason if pod_reason and pod_reason not in ("Error", "Completed") else job_reason
     message = str(failed.get("message") or job_reason)
     if detail:
@@ -271,7 +280,7 @@ async def _finished_run(mgr: Manager, obs: Observed, sb: StatusBuilder) -> float
         # later (the pods garbage-collected, the Model deleted, an alias moved) does not reopen
         # the run.
         return await _write(mgr, body, sb, str(sb.old["phase"]))
-    pod = succeeded_pod(obs.pods)
+    pod = gang.report_pod(run, obs.pods)
     if pod is None:
         waited = seconds_since(sb.status.get("completionTime"), mgr.now())
         if waited is not None and waited < REPORT_WAIT_SECONDS:
