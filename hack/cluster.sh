@@ -52,7 +52,19 @@ up() {
     echo "$kubeconfig"
     return
   fi
-  if [ "$real_node" = 1 ]; then "$here/node.sh" down "$name"; fi
+  # kwokctl picks free ports when it creates a cluster: two clusters created at once can pick the
+  # same ones and end up wired to each other's etcd. One creation at a time on this machine.
+  mkdir -p "$KWOK_WORKDIR"
+  exec 8>"$KWOK_WORKDIR/.create.lock"
+  say "waiting for other cluster creations on this machine to finish"
+  flock -w 900 8 || { say "another cluster creation held the lock for 15 minutes"; exit 1; }
+  if running; then
+    flock -u 8
+    say "cluster $name already running"
+    echo "$kubeconfig"
+    return
+  fi
+  if [ "$real_node" = 1 ]; then "$here/node.sh" down "$name" 8>&-; fi
   # A cluster left behind by a killed session: its processes are gone, start afresh.
   kwokctl --name "$name" delete cluster >/dev/null 2>&1 || true
   mkdir -p "$(dirname "$kubeconfig")"
@@ -77,13 +89,14 @@ up() {
     --kube-controller-manager-binary "$bin/kube-controller-manager" \
     --kube-scheduler-binary "$bin/kube-scheduler" \
     --kwok-controller-binary "$bin/kwok" \
-    --wait 120s >&2
+    --wait 120s >&2 8>&-  # the daemons it starts must not inherit (and hold) the lock
   say "apiserver up; adding fake nodes"
   kubectl --kubeconfig "$kubeconfig" apply -f "$here/kwok/nodes.yaml" >&2
   wait_for "nodes Ready" 120 kubectl --kubeconfig "$kubeconfig" wait --for=condition=Ready \
     node --all --timeout=5s
   wait_for "default service account" 120 kubectl --kubeconfig "$kubeconfig" get serviceaccount default
-  if [ "$real_node" = 1 ]; then "$here/node.sh" up "$name" "$kubeconfig" "$pki"; fi
+  if [ "$real_node" = 1 ]; then "$here/node.sh" up "$name" "$kubeconfig" "$pki" 8>&-; fi
+  flock -u 8
   say "cluster $name ready; KUBECONFIG=$kubeconfig"
   echo "$kubeconfig"
 }

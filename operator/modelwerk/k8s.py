@@ -109,6 +109,18 @@ class Api(Protocol):
     async def close(self) -> None: ...
 
 
+def resource_of(path: str) -> str:
+    """The resource an API path addresses, as the request counters label it: its plural, with
+    the subresource (`deployments/status`), without group, namespace or name."""
+    parts = path.split("?")[0].strip("/").split("/")
+    rest = parts[2:] if parts[:1] == ["api"] else parts[3:]
+    if rest[:1] == ["namespaces"] and len(rest) > 2:
+        rest = rest[2:]
+    if not rest:
+        return ""
+    return rest[0] if len(rest) < 3 else f"{rest[0]}/{rest[2]}"
+
+
 class Kube:
     """One HTTP session to the apiserver. Create with `Kube.connect(info)`, close with `close()`."""
 
@@ -154,7 +166,7 @@ class Kube:
         with metrics.API_LATENCY.labels(verb).time():
             async with self._session.request(method, url, data=data, headers=headers) as resp:
                 text = await resp.text()
-                metrics.API_REQUESTS.labels(verb, str(resp.status)).inc()
+                metrics.API_REQUESTS.labels(verb, resource_of(path), str(resp.status)).inc()
                 if resp.status >= 400:
                     raise _error(resp.status, text)
                 result: JsonDict = json.loads(text) if text else {}

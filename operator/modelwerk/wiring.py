@@ -80,13 +80,23 @@ def bind(mgr: Manager, controller: Controller) -> Reconcile:
     return run
 
 
-def observe(mgr: Manager, kind: Kind, event: Mapping[str, Any], body: Mapping[str, Any]) -> None:
-    """A watch event: updates the cache of `kind` and queues every key it may concern."""
-    store = mgr.store(kind)
+def remember(mgr: Manager, kind: Kind, body: Mapping[str, Any]) -> None:
+    """A watch event's object goes into the cache of `kind` (kopf calls this as an index
+    handler, for every event but deletions, before any event handler)."""
+    mgr.store(kind).upsert(dict(body))
+
+
+def route(mgr: Manager, kind: Kind, event: Mapping[str, Any], body: Mapping[str, Any]) -> None:
+    """A watch event: a deletion leaves the cache, and every key it may concern is queued."""
     if event.get("type") == "DELETED":
-        store.remove((body["metadata"].get("namespace") or "", body["metadata"]["name"]))
-    else:
-        store.upsert(dict(body))
+        mgr.store(kind).remove((body["metadata"].get("namespace") or "", body["metadata"]["name"]))
     for target, mapper in ROUTES.get(kind, ()):
         for key in mapper(mgr, body):
             mgr.enqueue(target, *key)
+
+
+def observe(mgr: Manager, kind: Kind, event: Mapping[str, Any], body: Mapping[str, Any]) -> None:
+    """A watch event: updates the cache of `kind` and queues every key it may concern."""
+    if event.get("type") != "DELETED":
+        remember(mgr, kind, body)
+    route(mgr, kind, event, body)
