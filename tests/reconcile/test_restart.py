@@ -204,7 +204,9 @@ async def settled(case: Case) -> World:
     for step in case.steps:
         step(world)
         await world.settle()
-    phases = {f"{k.kind} {name}": world.status(k, name).get("phase") for k, name in world.reconciled()}
+    phases = {
+        f"{k.kind} {name}": world.status(k, name).get("phase") for k, name in world.reconciled()
+    }
     assert {k: phases.get(k) for k in case.phases} == case.phases
     return world
 
