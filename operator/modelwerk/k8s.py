@@ -12,7 +12,7 @@ import json
 import os
 import ssl
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
@@ -73,6 +73,16 @@ class Api(Protocol):
     async def list(
         self, kind: Kind, namespace: str | None = None, labels: Mapping[str, str] | None = None
     ) -> list[JsonDict]: ...
+
+    async def list_each(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        selector: str,
+        into: Callable[[JsonDict], object],
+        *,
+        page: int = 500,
+    ) -> None: ...
 
     async def crd_installed(self, name: str) -> bool: ...
 
@@ -190,6 +200,30 @@ class Kube:
         result = await self._request("GET", kind.path(namespace), params=params)
         items: list[JsonDict] = result.get("items", [])
         return items
+
+    async def list_each(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        selector: str,
+        into: Callable[[JsonDict], object],
+        *,
+        page: int = 500,
+    ) -> None:
+        """Lists in pages of `page` objects (label selector `selector`, may be empty), handing
+        each object to `into`: only one page is ever held, not the whole list."""
+        params = {"limit": str(page)}
+        if selector:
+            params["labelSelector"] = selector
+        while True:
+            result = await self._request("GET", kind.path(namespace), params=params)
+            for item in result.get("items", []):
+                # A list's items carry neither apiVersion nor kind.
+                into({"apiVersion": kind.api_version, "kind": kind.kind, **item})
+            token = (result.get("metadata") or {}).get("continue")
+            if not token:
+                return
+            params["continue"] = token
 
     async def crd_installed(self, name: str) -> bool:
         crd = await self.get(kinds.CRD, name)

@@ -79,7 +79,7 @@ async def test_a_converged_deployment_writes_nothing(case: Case) -> None:
     world = await converged(case)
     _, writes = await world.reconcile(kinds.DEPLOYMENT, "iris")
     assert summary(writes) == [], "a reconcile that changes nothing wrote"
-    restarted = world.restarted()
+    restarted = await world.restarted()
     assert summary(await restarted.reconcile_all()) == [], "a restart wrote"
 
 

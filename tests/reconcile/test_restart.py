@@ -214,7 +214,7 @@ async def settled(case: Case) -> World:
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 async def test_a_restart_writes_nothing(case: Case) -> None:
     world = await settled(case)
-    restarted = world.restarted()
+    restarted = await world.restarted()
     assert summary(await restarted.reconcile_all()) == []
     # Nor later, once the fresh operator's requeues come due (nothing was remembered).
     restarted.clock.advance(60)
@@ -231,10 +231,22 @@ async def test_an_event_is_posted_once_per_transition_across_restarts() -> None:
         "event TrainingRun run-1 Pending"
     ]
     for _ in range(2):
-        world = world.restarted()
+        world = await world.restarted()
         assert summary(await world.reconcile_all()) == []
     world.kube.put(pod(phase="Running", running={}))
     world.sync()
     writes = await world.reconcile_all()
     assert summary(writes) == ["status TrainingRun run-1"]  # Running is quiet by design
     assert world.condition(kinds.TRAININGRUN, "run-1", "Running") == ("True", "PodRunning")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+async def test_the_start_up_listing_fills_the_caches_as_the_watches_would(case: Case) -> None:
+    """wiring.sync_caches: every cached kind, children by their owner label only, kinds
+    without a CRD skipped; the same objects the watch events would have cached."""
+    world = await settled(case)
+    listed = await world.restarted()
+    for kind in kinds.CACHED:
+        expected = sorted(o["metadata"]["name"] for o in world.mgr.store(kind).values())
+        got = sorted(o["metadata"]["name"] for o in listed.mgr.store(kind).values())
+        assert got == expected, kind

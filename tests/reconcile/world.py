@@ -41,9 +41,9 @@ class World:
         )
         self.mgr: Manager = wiring.build_manager(self.kube, config, clock=self.clock)
 
-    def restarted(self, after: float = 10.0) -> World:
-        """A fresh operator over the same apiserver `after` seconds later: new caches (listed
-        complete, as the index handlers make them), new queues, no memory of what it did."""
+    async def restarted(self, after: float = 10.0) -> World:
+        """A fresh operator over the same apiserver `after` seconds later: new caches (filled by
+        its start-up listing, wiring.sync_caches), new queues, no memory of what it did."""
         fresh = World(crds=self._crds, prometheus_url=self._prometheus_url)
         fresh.clock.at = self.clock.at
         fresh.clock.advance(after)
@@ -51,7 +51,7 @@ class World:
         fresh.kube.clock = fresh.clock
         config = fresh.mgr.config
         fresh.mgr = wiring.build_manager(fresh.kube, config, clock=fresh.clock)
-        fresh.sync()
+        await wiring.sync_caches(fresh.mgr)
         return fresh
 
     def reconciled(self) -> list[tuple[Kind, str]]:
