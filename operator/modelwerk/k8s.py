@@ -13,7 +13,7 @@ import os
 import ssl
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 from urllib.parse import urlencode
 
 import aiohttp
@@ -65,6 +65,10 @@ def _error(status: int, text: str) -> ApiError:
     return cls(status, reason, message)
 
 
+LIST_PAGE: Final = 100
+"""Objects per page when listing: the start-up listing's (wiring.sync_caches) and kopf's."""
+
+
 class Api(Protocol):
     """What reconcilers may ask of the API: Kube below, or the fake of the fast tests."""
 
@@ -81,7 +85,7 @@ class Api(Protocol):
         selector: str,
         into: Callable[[JsonDict], object],
         *,
-        page: int = 500,
+        page: int = LIST_PAGE,
     ) -> None: ...
 
     async def crd_installed(self, name: str) -> bool: ...
@@ -208,7 +212,7 @@ class Kube:
         selector: str,
         into: Callable[[JsonDict], object],
         *,
-        page: int = 500,
+        page: int = LIST_PAGE,
     ) -> None:
         """Lists in pages of `page` objects (label selector `selector`, may be empty), handing
         each object to `into`: only one page is ever held, not the whole list."""

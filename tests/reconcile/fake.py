@@ -162,7 +162,7 @@ class FakeKube:
         selector: str,
         into: Callable[[dict[str, Any]], object],
         *,
-        page: int = 500,
+        page: int = 100,
     ) -> None:
         """`selector`: label keys that must be present, comma-separated (all the operator uses)."""
         if kind.group and kind.group != "modelwerk.io" and not self._served(kind):
