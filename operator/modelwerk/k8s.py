@@ -13,7 +13,7 @@ import os
 import ssl
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 from urllib.parse import urlencode
 
 import aiohttp
@@ -73,6 +73,10 @@ def _error(status: int, text: str) -> ApiError:
     return cls(status, reason, message)
 
 
+LIST_PAGE: Final = 100
+"""Objects per page when listing: the start-up listing's (wiring.sync_caches) and kopf's."""
+
+
 class Api(Protocol):
     """What reconcilers may ask of the API: Kube below, or the fake of the fast tests."""
 
@@ -85,6 +89,16 @@ class Api(Protocol):
         labels: Mapping[str, str] | None = None,
         fields: Mapping[str, str] | None = None,
     ) -> list[JsonDict]: ...
+
+    async def list_each(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        selector: str,
+        into: Callable[[JsonDict], object],
+        *,
+        page: int = LIST_PAGE,
+    ) -> None: ...
 
     async def crd_installed(self, name: str) -> bool: ...
 
@@ -119,6 +133,18 @@ class Api(Protocol):
     ) -> None: ...
 
     async def close(self) -> None: ...
+
+
+def resource_of(path: str) -> str:
+    """The resource an API path addresses, as the request counters label it: its plural, with
+    the subresource (`deployments/status`), without group, namespace or name."""
+    parts = path.split("?")[0].strip("/").split("/")
+    rest = parts[2:] if parts[:1] == ["api"] else parts[3:]
+    if rest[:1] == ["namespaces"] and len(rest) > 2:
+        rest = rest[2:]
+    if not rest:
+        return ""
+    return rest[0] if len(rest) < 3 else f"{rest[0]}/{rest[2]}"
 
 
 class LeaseApi(Protocol):
@@ -198,7 +224,7 @@ class Kube:
         with metrics.API_LATENCY.labels(verb).time():
             async with self._session.request(method, url, data=data, headers=headers) as resp:
                 text = await resp.text()
-                metrics.API_REQUESTS.labels(verb, str(resp.status)).inc()
+                metrics.API_REQUESTS.labels(verb, resource_of(path), str(resp.status)).inc()
                 if resp.status >= 400:
                     raise _error(resp.status, text)
                 result: JsonDict = json.loads(text) if text else {}
@@ -230,6 +256,31 @@ class Kube:
         result = await self._request("GET", kind.path(namespace), params=params)
         items: list[JsonDict] = result.get("items", [])
         return items
+
+    async def list_each(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        selector: str,
+        into: Callable[[JsonDict], object],
+        *,
+        page: int = LIST_PAGE,
+    ) -> None:
+        """Lists in pages of `page` objects (label selector `selector`, may be empty), handing
+        each object to `into`: only one page is ever held, not the whole list."""
+        self._require(kind, "list")
+        params = {"limit": str(page)}
+        if selector:
+            params["labelSelector"] = selector
+        while True:
+            result = await self._request("GET", kind.path(namespace), params=params)
+            for item in result.get("items", []):
+                # A list's items carry neither apiVersion nor kind.
+                into({"apiVersion": kind.api_version, "kind": kind.kind, **item})
+            token = (result.get("metadata") or {}).get("continue")
+            if not token:
+                return
+            params["continue"] = token
 
     async def crd_installed(self, name: str) -> bool:
         crd = await self.get(kinds.CRD, name)

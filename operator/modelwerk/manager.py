@@ -14,6 +14,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from modelwerk import memory
 from modelwerk.config import OperatorConfig
 from modelwerk.k8s import Api
 from modelwerk.kinds import Kind
@@ -41,6 +42,7 @@ class Manager:
     """Whether this replica may write now (leader election; always, for a single replica)."""
     _crds: dict[str, tuple[bool, float]] = field(default_factory=dict)
     _locks: dict[Hashable, asyncio.Lock] = field(default_factory=dict)
+    _trimmer: asyncio.Task[None] | None = None
 
     def now(self) -> dt.datetime:
         return self.clock()
@@ -75,8 +77,12 @@ class Manager:
     def start(self) -> None:
         for queue in self.queues.values():
             queue.start()
+        self._trimmer = asyncio.create_task(memory.trim_when_idle(list(self.queues.values())))
 
     async def stop(self) -> None:
+        if self._trimmer is not None:
+            self._trimmer.cancel()
+            await asyncio.gather(self._trimmer, return_exceptions=True)
         for queue in self.queues.values():
             await queue.stop()
         await self.kube.close()

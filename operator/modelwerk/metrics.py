@@ -54,8 +54,9 @@ VERSIONS_REGISTERED = Counter(
 )
 API_REQUESTS = Counter(
     "modelwerk_api_requests_total",
-    "Requests the operator sent to the Kubernetes API, by verb and HTTP status.",
-    ["verb", "code"],
+    "Requests the operator sent to the Kubernetes API, by verb, resource (plural[/subresource])"
+    " and HTTP status.",
+    ["verb", "resource", "code"],
     registry=REGISTRY,
 )
 API_LATENCY = Histogram(

@@ -4,6 +4,7 @@ queues (which handlers/ follows)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +19,8 @@ from modelwerk.manager import Clock, Manager, system_clock
 from modelwerk.reconcilers import deployment, model, trainingrun
 from modelwerk.store import Store
 from modelwerk.workqueue import Reconcile, WorkQueue
+
+log = logging.getLogger(__name__)
 
 CONTROLLERS: tuple[Controller, ...] = (
     model.CONTROLLER,
@@ -78,6 +81,43 @@ def bind(mgr: Manager, controller: Controller) -> Reconcile:
             raise
 
     return run
+
+
+async def sync_caches(mgr: Manager) -> int:
+    """Fills every cache from a paged listing before the first reconcile, as controller-runtime's
+    WaitForCacheSync does; returns the objects cached. kopf's own listing follows and only
+    confirms them (a cache keeps the newer resourceVersion). Without this, reconciles start on
+    whatever kopf has listed so far: after a restart a run without its Job or pods, or a
+    Deployment without its children, and each rewrites what it would find a moment later (a Job
+    created again and refused with 409, a status and its Warning Event written twice).
+
+    Listed with the watches' scope: the namespaces given by name, else the whole cluster (for
+    globs too, then filtered), and the owner label each child kind's watch selects by. A kind
+    whose CRD is not installed (Seldon, the Prometheus Operator) is skipped."""
+    config = mgr.config
+    exact = not any(ch in n for n in config.namespaces for ch in "*?[")
+    scopes: tuple[str | None, ...] = config.namespaces if exact and config.namespaces else (None,)
+    count = 0
+    for kind in ROUTES:
+        assert kind.cache is not None
+        store = mgr.store(kind)
+        selector = kind.cache.owner_label or ""
+
+        def into(body: Mapping[str, Any], store: Store = store) -> None:
+            nonlocal count
+            if config.watches(body["metadata"].get("namespace") or ""):
+                store.upsert(body)
+                count += 1
+
+        for namespace in scopes:
+            try:
+                await mgr.kube.list_each(kind, namespace, selector, into)
+            except k8s.NotFound:
+                break  # its CRD is not installed
+            except EXPECTED_ERRORS as err:
+                # kopf's listing fills the cache anyway; only the head start is lost.
+                log.warning("listing %s for the caches failed: %s", kind, err)
+    return count
 
 
 def observe(mgr: Manager, kind: Kind, event: Mapping[str, Any], body: Mapping[str, Any]) -> None:

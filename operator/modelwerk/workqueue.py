@@ -47,6 +47,8 @@ class WorkQueue:
         self._tasks: list[asyncio.Task[None]] = []
         self._idle = asyncio.Event()
         self._idle.set()
+        self.processed = 0
+        """Reconciles run so far (memory.trim_when_idle trims after work)."""
 
     def add(self, key: Key, *, after: float = 0.0) -> None:
         if after > 0:
@@ -86,6 +88,9 @@ class WorkQueue:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
+    def idle(self) -> bool:
+        return self._idle.is_set()
+
     async def wait_idle(self) -> None:
         """Until nothing is queued or being processed (delayed requeues do not count)."""
         await self._idle.wait()
@@ -114,6 +119,7 @@ class WorkQueue:
 
     async def _process(self, key: Key) -> None:
         started = time.monotonic()
+        self.processed += 1
         try:
             requeue_after = await self._reconcile(key)
         except asyncio.CancelledError:

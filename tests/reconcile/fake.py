@@ -16,7 +16,7 @@ import datetime as dt
 import itertools
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,6 +162,28 @@ class FakeKube:
             )
             and all(_field(o, path) == value for path, value in (fields or {}).items())
         ]
+
+    async def list_each(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        selector: str,
+        into: Callable[[dict[str, Any]], object],
+        *,
+        page: int = 100,
+    ) -> None:
+        """`selector`: label keys that must be present, comma-separated (all the operator uses)."""
+        if kind.group and kind.group != "modelwerk.io" and not self._served(kind):
+            raise k8s.NotFound(404, "NotFound", f"the server could not find {kind.plural}")
+        keys = [k for k in selector.split(",") if k]
+        for obj in await self.list(kind, namespace):
+            if all(k in (obj["metadata"].get("labels") or {}) for k in keys):
+                into(obj)
+
+    def _served(self, kind: Kind) -> bool:
+        """Whether the fake serves `kind`: built-in groups always, others with their CRD."""
+        builtin = {"apps", "batch", "policy", "autoscaling"}
+        return kind.group in builtin or f"{kind.plural}.{kind.group}" in self.crds
 
     async def crd_installed(self, name: str) -> bool:
         kinds.require(kinds.CRD, "get")

@@ -1,7 +1,6 @@
 """Deployment reconciler, table-driven: given a Model's registered versions and the
 Deployment's children in the caches, one reconcile applies these children and writes this
-status; once the children report ready, the Deployment is Available and reconciling it again
-writes nothing, whatever it asks for (native or Seldon, monitoring, canary, HPA, PDB)."""
+status (converged Deployments write nothing: test_no_writes.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +18,7 @@ from tests.reconcile.world import (
     deployment,
     model,
     model_with,
+    ready,
     registered,
     summary,
 )
@@ -148,62 +148,6 @@ async def test_one_reconcile(case: Case) -> None:
     assert world.condition(kinds.DEPLOYMENT, "iris", type_) == (value, reason)
     for key, expected in case.extra.items():
         assert status[key] == expected, key
-
-
-def ready(world: World) -> None:
-    """The Deployment controller and Seldon Core do their part: every child is available."""
-    for (api, kind, _, _), obj in world.kube.objects.items():
-        if (api, kind) == ("apps/v1", "Deployment"):
-            replicas = (obj.get("spec") or {}).get("replicas", 1)
-            obj["status"] = {
-                "observedGeneration": obj["metadata"]["generation"],
-                "replicas": replicas,
-                "updatedReplicas": replicas,
-                "readyReplicas": replicas,
-                "availableReplicas": replicas,
-            }
-        elif kind == "SeldonDeployment":
-            obj["status"] = {
-                "state": "Available",
-                "replicas": 2,
-                "address": {"url": "http://iris-seldon:8000"},
-            }
-    world.sync()
-
-
-CONVERGED = {
-    "native": ({}, ()),
-    "native, HPA, PDB, monitoring": (
-        {
-            "replicas": None,
-            "autoscaling": {"minReplicas": 2, "maxReplicas": 4},
-            "pdb": {"minAvailable": 1},
-        },
-        MONITORING_CRDS,
-    ),
-    "native with a canary": ({"canary": {"version": 2, "trafficPercent": 25}}, MONITORING_CRDS),
-    "seldon with monitoring": ({"runtime": "seldon"}, (SELDON_CRD, *MONITORING_CRDS)),
-    "seldon with a canary": (
-        {"runtime": "seldon", "canary": {"version": 2, "trafficPercent": 10}},
-        (SELDON_CRD,),
-    ),
-}
-
-
-@pytest.mark.parametrize("spec", list(CONVERGED.values()), ids=list(CONVERGED))
-async def test_converged_deployments_cost_no_writes(
-    spec: tuple[dict[str, Any], tuple[str, ...]],
-) -> None:
-    fields, crds = spec
-    world = World(crds=crds)
-    world.given(model_with(registered(1), registered(2)), deployment(**fields))
-    await world.reconcile(kinds.DEPLOYMENT, "iris")
-    ready(world)
-    await world.reconcile(kinds.DEPLOYMENT, "iris")
-    assert world.status(kinds.DEPLOYMENT, "iris")["phase"] == "Available"
-    ready(world)
-    _, writes = await world.reconcile(kinds.DEPLOYMENT, "iris")
-    assert summary(writes) == []
 
 
 async def serving_v1_asked_for_v2(*more: dict[str, Any]) -> World:

@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from modelwerk import kinds, wiring
+from modelwerk import constants, kinds, wiring
 from modelwerk.config import OperatorConfig
 from modelwerk.kinds import Kind
 from modelwerk.manager import Manager
@@ -27,14 +27,65 @@ MONITORING_CRDS = (
 CONTROLLERS = {c.kind: c for c in wiring.CONTROLLERS}
 
 
+RECONCILED = (kinds.MODEL, kinds.TRAININGRUN, kinds.DEPLOYMENT)
+
+
 class World:
     def __init__(self, *, crds: Iterable[str] = (), prometheus_url: str = "") -> None:
         self.clock = Clock()
         self.kube = FakeKube(self.clock, set(crds))
+        self._crds = tuple(crds)
+        self._prometheus_url = prometheus_url
         config = OperatorConfig(
             namespaces=(NS,), workers=1, serving_image="img:1", prometheus_url=prometheus_url
         )
         self.mgr: Manager = wiring.build_manager(self.kube, config, clock=self.clock)
+
+    async def restarted(self, after: float = 10.0) -> World:
+        """A fresh operator over the same apiserver `after` seconds later: new caches (filled by
+        its start-up listing, wiring.sync_caches), new queues, no memory of what it did."""
+        fresh = World(crds=self._crds, prometheus_url=self._prometheus_url)
+        fresh.clock.at = self.clock.at
+        fresh.clock.advance(after)
+        fresh.kube = self.kube
+        fresh.kube.clock = fresh.clock
+        config = fresh.mgr.config
+        fresh.mgr = wiring.build_manager(fresh.kube, config, clock=fresh.clock)
+        await wiring.sync_caches(fresh.mgr)
+        return fresh
+
+    def reconciled(self) -> list[tuple[Kind, str]]:
+        """Every object the operator reconciles, as (kind, name)."""
+        return sorted(
+            ((kind, name) for kind in RECONCILED for (_, name) in self._names(kind)),
+            key=lambda kn: (str(kn[0]), kn[1]),
+        )
+
+    def _names(self, kind: Kind) -> list[tuple[str, str]]:
+        return [
+            (ns, name)
+            for (api, k, ns, name) in self.kube.objects
+            if (api, k) == (kind.api_version, kind.kind)
+        ]
+
+    async def reconcile_all(self) -> list[Write]:
+        """One reconcile of every reconciled object; the writes they made."""
+        mark = self.kube.mark()
+        for kind, name in self.reconciled():
+            await self.reconcile(kind, name)
+        return self.kube.since(mark)
+
+    async def settle(self, passes: int = 6) -> None:
+        """Reconciles everything until a whole pass writes nothing."""
+        for _ in range(passes):
+            if not await self.reconcile_all():
+                return
+        raise AssertionError(f"still writing after {passes} passes")
+
+    def children(self) -> set[Kind]:
+        """The child kinds of Deployments present in the apiserver."""
+        owned = kinds.owned_by(constants.LABEL_DEPLOYMENT)
+        return {kinds.of(api, k) for (api, k, _, _) in self.kube.objects} & set(owned)
 
     def given(self, *bodies: Mapping[str, Any]) -> None:
         for body in bodies:
@@ -80,6 +131,29 @@ class World:
             if cond["type"] == type_:
                 return cond["status"], cond["reason"]
         raise AssertionError(f"{kind} {name} has no condition {type_}")
+
+
+def ready(world: World, *, lost: int = 0) -> None:
+    """The Deployment controller and Seldon Core do their part: every child is available, but
+    for `lost` pods of each apps/v1 Deployment (gone, their replacements not ready yet)."""
+    for (api, kind, _, _), obj in world.kube.objects.items():
+        if (api, kind) == ("apps/v1", "Deployment"):
+            # Without spec.replicas an HPA scales it: 2, the minReplicas of these tests.
+            replicas = (obj.get("spec") or {}).get("replicas", 2)
+            obj["status"] = {
+                "observedGeneration": obj["metadata"]["generation"],
+                "replicas": replicas,
+                "updatedReplicas": replicas,
+                "readyReplicas": max(0, replicas - lost),
+                "availableReplicas": max(0, replicas - lost),
+            }
+        elif kind == "SeldonDeployment":
+            obj["status"] = {
+                "state": "Available",
+                "replicas": 2,
+                "address": {"url": "http://iris-seldon:8000"},
+            }
+    world.sync()
 
 
 def summary(writes: Iterable[Write]) -> list[str]:

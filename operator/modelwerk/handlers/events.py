@@ -1,5 +1,6 @@
 """One kopf watch-event handler per cached kind, from the table of kinds (kinds.py) and the
-reconcilers' declared watches (wiring.ROUTES): each updates the cache and queues keys."""
+reconcilers' declared watches (wiring.ROUTES): each updates the cache and queues keys. (The
+caches are filled once before, at start-up: wiring.sync_caches.)"""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from modelwerk.kinds import Kind
 
 
 def _handler(kind: Kind) -> Any:
-    def on_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    # A coroutine although it never awaits: kopf runs plain functions in a thread pool, a
+    # thread hop per event, and every thread that allocates gets a malloc arena of its own
+    # that keeps its freed memory (bench/results/memory.md).
+    async def on_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         wiring.observe(memo.manager, kind, event, body)
 
     return on_event

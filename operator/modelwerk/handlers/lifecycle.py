@@ -8,7 +8,7 @@ import kopf
 from modelwerk import election, httpserver
 from modelwerk.k8s import Kube
 from modelwerk.settings import connection_info
-from modelwerk.wiring import build_manager
+from modelwerk.wiring import build_manager, sync_caches
 
 
 @kopf.on.startup(id="runtime")
@@ -23,6 +23,10 @@ async def start(
         raise kopf.PermanentError("no Kubernetes credentials: neither in-cluster nor kubeconfig")
     kube = Kube.connect(info)
     memo.manager = build_manager(kube, memo.config)
+    # Startup handlers finish before kopf watches anything: the caches are complete before the
+    # first event queues the first reconcile (on every replica: a follower's stay warm).
+    cached = await sync_caches(memo.manager)
+    logger.info("caches filled with %d objects", cached)
     memo.http = await httpserver.start(
         httpserver.build_app(memo.manager), memo.config.http_host, memo.config.http_port
     )

@@ -105,14 +105,22 @@ async def write_status(
     phase: str,
     bad: Callable[[Mapping[str, Any]], bool],
     quiet_phases: Collection[str] = (),
+    events: Sequence[tuple[str, str, str]] = (),
 ) -> dict[str, Any]:
     """Writes the built status only if it differs from the stored one, keeps the cache in step,
-    and posts the transition's Events. Returns the status as it now stands."""
+    and posts the transition's Events (and `events`: reason, message, type) after it.
+    Returns the status as it now stands.
+
+    Events are posted only by the write that records their transition: a status already saying
+    so (another reconcile, or an operator before a restart, got there first) posts nothing, so
+    no Event is posted twice for want of remembering it."""
     status = sb.finish(phase)
     if status_changed(sb.old, status):
         updated = await mgr.kube.patch_status(body, merge_patch(sb.old, status))
         mgr.store(kind).upsert(updated)
         await post_transitions(mgr, body, sb.old, status, bad, quiet_phases)
+        for reason, message, type_ in events:
+            await mgr.kube.event(body, reason=reason, message=message, type_=type_)
     return status
 
 

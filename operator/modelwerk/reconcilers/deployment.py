@@ -5,7 +5,7 @@ applied by reconcilers/native.py, seldon.py and monitoring.py."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -81,9 +81,9 @@ async def reconcile(mgr: Manager, key: ObjectKey) -> float | None:
         phase = await reconcile_native(mgr, dep, body, sb, plan)
     served = [plan.target] + ([plan.canary] if plan.canary is not None else [])
     await reconcile_monitoring(mgr, dep, body, sb, served, runtime)
-    for reason, message, type_ in plan.events:
-        await mgr.kube.event(body, reason=reason, message=message, type_=type_)
-    requeue = await _write(mgr, body, sb, phase)
+    # Rollback and promotion Events go with the status write that records them (rejected
+    # versions, the canary's state): posted once, never again after a restart.
+    requeue = await _write(mgr, body, sb, phase, plan.events)
     return plan.requeue_after if requeue is None else min(requeue, plan.requeue_after or requeue)
 
 
@@ -291,13 +291,17 @@ def _bad(cond: Mapping[str, Any]) -> bool:
 
 
 async def _write(
-    mgr: Manager, body: Mapping[str, Any], sb: StatusBuilder, phase: str
+    mgr: Manager,
+    body: Mapping[str, Any],
+    sb: StatusBuilder,
+    phase: str,
+    events: Sequence[tuple[str, str, str]] = (),
 ) -> float | None:
     reverted = on_switch(body, sb)
     change = history.serving_change(sb.old, sb.status, sb.at, reverted=reverted)
     if change is not None:
         sb.status, _ = history.append(sb.status, [change])
-    status = await write_status(mgr, KIND, body, sb, phase, _bad)
+    status = await write_status(mgr, KIND, body, sb, phase, _bad, events=events)
     await post_dropped(mgr, body, sb.old, status, "ServingHistory")
     return None
 

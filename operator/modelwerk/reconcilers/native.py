@@ -24,6 +24,7 @@ from modelwerk.reconcilers.served import (
     set_lineage,
     storage_secret,
 )
+from modelwerk.status import get_condition
 from modelwerk.store import ObjectKey
 
 
@@ -43,7 +44,9 @@ async def reconcile_native(
         for d in owned_children(mgr, kinds.APPS_DEPLOYMENT, key)
     }
     target_number = int(plan.target["version"])
-    target_ready = _available(observed.get(target_number), stable_replicas)
+    target_ready = _available(observed.get(target_number), stable_replicas) or _still_serving(
+        sb, target_number, observed.get(target_number)
+    )
     keep_previous = plan.previous is not None and not target_ready
     if keep_previous and plan.previous is not None:
         served.append(served_version(plan.previous, "stable", dep.spec.replicas, secret))
@@ -150,6 +153,23 @@ def _available(deployment: Mapping[str, Any] | None, replicas: int) -> bool:
         int(status.get("observedGeneration") or 0) >= int(generation)
         and int(status.get("updatedReplicas") or 0) >= replicas
         and int(status.get("availableReplicas") or 0) >= replicas
+    )
+
+
+def _still_serving(sb: StatusBuilder, number: int, deployment: Mapping[str, Any] | None) -> bool:
+    """A version rolled out before keeps serving while any of its pods is available: a pod
+    replaced (evicted, rescheduled, crashed) is not a rollout, so it changes readyReplicas only,
+    not the phase, the conditions or the Events (one status write each way, nothing else)."""
+    if deployment is None or sb.old.get("currentVersion") != number:
+        return False
+    ready = get_condition(sb.old.get("conditions") or [], "Ready") or {}
+    if (ready.get("status"), ready.get("reason")) != ("True", "Serving"):
+        return False
+    status = deployment.get("status") or {}
+    generation = deployment["metadata"].get("generation") or 0
+    return (
+        int(status.get("observedGeneration") or 0) >= int(generation)
+        and int(status.get("availableReplicas") or 0) >= 1
     )
 
 
