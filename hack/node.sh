@@ -39,7 +39,7 @@ ctr_() { ctr --address "$socket" -n k8s.io "$@"; }
 alive() { # name
   local pid
   pid=$(cat "$run/$1.pid" 2>/dev/null) || return 1
-  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "$1"
+  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] && [[ "$(tr '\0' ' ' <"/proc/$pid/cmdline")" == *"$1"* ]]
 }
 owner() { cat "$run/owner" 2>/dev/null || true; }
 # Up means: `up` got to its end (a killed `up` leaves no marker) and all three still run.
@@ -217,7 +217,11 @@ up() { # cluster kubeconfig pki-dir
   spawn containerd containerd --config "$run/containerd.toml"
   wait_for "containerd" 30 ctr --address "$socket" version
   ctr_ images import --base-name "${pause_image%:*}" "$(pause_archive)" >/dev/null
-  ctr_ images ls -q | grep -qx "$pause_image" || die "pause image $pause_image missing after import"
+  # Listed first, then searched: `ctr ... | grep -q` under pipefail fails whenever grep stops
+  # reading at the match and ctr dies of SIGPIPE, though the image is there.
+  local images
+  images=$(ctr_ images ls -q)
+  grep -qx "$pause_image" <<<"$images" || die "pause image $pause_image missing after import"
 
   say "kubelet and kube-proxy $("$bin/kubelet" --version | awk '{print $2}') as node $node_name ($ip)"
   spawn kubelet "$bin/kubelet" --config "$run/kubelet.yaml" --kubeconfig "$kubeconfig" \
@@ -245,7 +249,7 @@ drain() {
   while (( $(date +%s) < deadline )); do
     if [ -z "$(kubectl --kubeconfig "$kubeconfig" get pods -A -o name \
           --field-selector "spec.nodeName=$node_name" 2>/dev/null)" ] &&
-       ! ctr_ tasks ls 2>/dev/null | grep -q RUNNING; then
+       [[ "$(ctr_ tasks ls 2>/dev/null)" != *RUNNING* ]]; then
       break
     fi
     sleep 0.5
