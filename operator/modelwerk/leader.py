@@ -168,8 +168,8 @@ class Elector:
                 return
 
     async def release(self) -> None:
-        """On a clean shutdown: give the Lease up so a follower takes over at once, not after
-        the lease duration (client-go's ReleaseOnCancel)."""
+        """On a clean shutdown: give the Lease up so a follower takes over at its next attempt,
+        not after the lease duration (client-go's ReleaseOnCancel)."""
         if not self.may_write() or self._lease is None:
             return
         spec = dict(self._lease.get("spec") or {})

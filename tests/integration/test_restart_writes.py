@@ -29,6 +29,7 @@ from tests.integration.servers import (
     wait_available,
     wait_mwd,
 )
+from tests.integration.test_deployment import declared
 from tests.integration.trainingruns import (
     WRITE_VERBS,
     metric_sum,
@@ -40,21 +41,6 @@ from tests.integration.trainingruns import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-def declared(number: int, uri: str | None = None) -> dict[str, Any]:
-    return {
-        "version": number,
-        "artifact": {
-            "uri": uri or f"s3://bucket/iris/declared-{number}/model.joblib",
-            "digest": "sha256:" + f"{number:02x}" * 32,
-        },
-        "metrics": {"accuracy": 0.9},
-        "baseline": {
-            "features": {"sepal_length_cm": {"mean": 5.8, "std": 0.8}},
-            "featureOrder": ["sepal_length_cm"],
-        },
-    }
 
 
 def writes_by_resource(text: str) -> dict[str, float]:

@@ -148,9 +148,8 @@ def _available(deployment: Mapping[str, Any] | None, replicas: int) -> bool:
     if deployment is None:
         return False
     status = deployment.get("status") or {}
-    generation = deployment["metadata"].get("generation") or 0
     return (
-        int(status.get("observedGeneration") or 0) >= int(generation)
+        _observed(deployment)
         and int(status.get("updatedReplicas") or 0) >= replicas
         and int(status.get("availableReplicas") or 0) >= replicas
     )
@@ -166,11 +165,14 @@ def _still_serving(sb: StatusBuilder, number: int, deployment: Mapping[str, Any]
     if (ready.get("status"), ready.get("reason")) != ("True", "Serving"):
         return False
     status = deployment.get("status") or {}
+    return _observed(deployment) and int(status.get("availableReplicas") or 0) >= 1
+
+
+def _observed(deployment: Mapping[str, Any]) -> bool:
+    """The Deployment controller has seen the apps Deployment's current spec."""
     generation = deployment["metadata"].get("generation") or 0
-    return (
-        int(status.get("observedGeneration") or 0) >= int(generation)
-        and int(status.get("availableReplicas") or 0) >= 1
-    )
+    status = deployment.get("status") or {}
+    return int(status.get("observedGeneration") or 0) >= int(generation)
 
 
 def _failed(deployment: Mapping[str, Any] | None) -> str | None:
