@@ -21,7 +21,10 @@ from tests.integration.servers import (
     wait_available,
     wait_mwd,
 )
-from tests.integration.test_canary import (  # noqa: F401  (fixtures)
+
+# The fixtures `artifacts` and `stack` are test_canary's: imported, pytest uses them here too
+# (ruff sees their parameters as redefinitions: F811).
+from tests.integration.test_canary import (  # noqa: F401
     HEAVY_BATCH,
     MODEL,
     Stack,
@@ -33,7 +36,10 @@ from tests.integration.test_canary import (  # noqa: F401  (fixtures)
 pytestmark = pytest.mark.integration
 
 
-def switch_to_two(stack: Stack, **guard: Any) -> None:
+def switch_to_two(
+    stack: Stack,  # noqa: F811
+    **guard: Any,
+) -> None:
     patch(MWD, stack.namespace, MODEL, {"spec": {"version": 2, "guard": guard}})
     wait_mwd(
         stack.namespace,
@@ -46,7 +52,7 @@ def switch_to_two(stack: Stack, **guard: Any) -> None:
     )
 
 
-def test_guard_reverts_a_version_that_breaches_on_real_requests(stack: Stack) -> None:
+def test_guard_reverts_a_version_that_breaches_on_real_requests(stack: Stack) -> None:  # noqa: F811
     """The breach is the p99 latency of real requests of 5000 rows (several ms each, see
     test_canary_rolled_back_on_latency) against maxLatencyP99Ms: 1."""
     ns = stack.namespace
@@ -85,10 +91,11 @@ def test_guard_reverts_a_version_that_breaches_on_real_requests(stack: Stack) ->
     ]
     assert len(warnings) == 1, warnings
     numbers = re.findall(r"p99 latency ([0-9.]+) ms", warnings[0]["message"])
-    assert len(numbers) == 1 and abs(float(numbers[0]) - measured) < 0.1, warnings[0]["message"]
+    assert len(numbers) == 1, warnings[0]["message"]
+    assert abs(float(numbers[0]) - measured) < 0.1, warnings[0]["message"]
 
 
-def test_guard_passes_a_version_whose_window_ends_within_limits(stack: Stack) -> None:
+def test_guard_passes_a_version_whose_window_ends_within_limits(stack: Stack) -> None:  # noqa: F811
     ns = stack.namespace
     stack.traffic.add(Stream(stack.servers[1].predict_url, rate=10))
     stack.traffic.add(Stream(stack.servers[2].predict_url, rate=10))
