@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.cluster import apply, condition, kubectl, wait_for
+from tests.integration.cluster import apply, condition, get, kubectl, wait_for
 from tests.integration.conftest import OperatorProcess
 from tests.integration.servers import (
     LABEL_TRACK,
@@ -206,6 +206,16 @@ def test_canary_promoted_after_every_step(stack: Stack) -> None:
     assert "set spec.version to 2 before removing spec.canary" in promoted["message"]
     assert status["rejectedVersions"] == []
     assert status["lineage"] == {}  # declared versions have no training lineage
+    # The promotion is on the Model's record: protected aliases' requireCanary reads it.
+    model = wait_for(
+        "the promotion recorded on the Model",
+        lambda: (
+            m if (m := get("model", MODEL, ns)) and m["status"].get("canaryPromotions") else None
+        ),
+    )
+    assert [(p["version"], p["deployment"]) for p in model["status"]["canaryPromotions"]] == [
+        (2, MODEL)
+    ]
 
     # Only version 2 is left, now the stable track, with all the replicas.
     children = wait_for(

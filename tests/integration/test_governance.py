@@ -40,6 +40,13 @@ RELEASE_NS = "mw-governance"  # only names the policy and the operator's service
 MOVED_BY = "modelwerk.io/moved-by"
 GATE = {"metric": "accuracy", "threshold": 0.5}
 RBAC = {"apiVersion": "rbac.authorization.k8s.io/v1"}
+NOW = "2026-01-01T00:00:00Z"
+
+
+def operator_sa(namespace: str) -> tuple[str, ...]:
+    """The operator's identity as the rendered policy names it (the chart's service account in
+    the release namespace), impersonated."""
+    return (f"--as=system:serviceaccount:{RELEASE_NS}-{namespace}:modelwerk",)
 
 
 def policy_manifests(namespace: str) -> str:
@@ -83,6 +90,7 @@ def protected_model(
                 "approvers": {"groups": [APPROVERS]},
                 "metric": {"name": "accuracy", "min": 1.5},
             },
+            {"alias": "stable", "approvers": {"groups": [APPROVERS]}, "requireCanary": True},
         ],
     }
     if annotations:
@@ -111,7 +119,8 @@ def governed(namespace: str, operator: OperatorProcess) -> Iterator[str]:
                 "kind": "RoleBinding",
                 "metadata": {"name": "model-editor"},
                 "roleRef": role,
-                "subjects": [team],
+                # The operator's identity too, for the evidence it alone may write.
+                "subjects": [team, {"kind": "User", "name": operator_sa(namespace)[0][5:]}],
             },
         ],
     }
@@ -199,8 +208,17 @@ def test_protected_aliases_are_enforced_at_apply(governed: str) -> None:
     refused(move(ALICE, ns, {"champion": 1}, "alice"), "rule metric", "champion (accuracy)")
     # ... nor without recording herself as the mover.
     refused(move(ALICE, ns, {"production": 1}), "rule movedBy")
+    # ... nor to one that no Deployment promoted from a canary first, while the operator has
+    # not recorded it (only the operator writes status: test_canary proves it records one).
+    refused(move(ALICE, ns, {"stable": 1}, "alice"), "rule requireCanary", "stable")
+    evidence = {"status": {"canaryPromotions": [{"version": 1, "deployment": "iris", "at": NOW}]}}
+    refused(patch_model(ALICE, ns, "merge", evidence, "--subresource=status"), "rule status")
+    accepted(patch_model(operator_sa(ns), ns, "merge", evidence, "--subresource=status"))
+    accepted(move(ALICE, ns, {"stable": 1}, "alice"))
+    wait_for("stable on version 1", lambda: status_aliases(ns).get("stable") == 1)
     # kubectl apply (client-side) of the whole manifest: the gated version, recorded.
-    moved = protected_model("iris", {"candidate": 2, "production": 1}, **{MOVED_BY: "alice"})
+    aliases = {"candidate": 2, "stable": 1, "production": 1}
+    moved = protected_model("iris", aliases, **{MOVED_BY: "alice"})
     accepted(applied(ALICE, ns, moved))
     wait_for("production on version 1", lambda: status_aliases(ns).get("production") == 1)
     model = get("model", "iris", ns)
@@ -208,6 +226,7 @@ def test_protected_aliases_are_enforced_at_apply(governed: str) -> None:
     history = model["status"]["history"]
     assert [(h["alias"], h.get("from"), h.get("to"), h.get("by")) for h in history] == [
         ("candidate", None, 2, None),
+        ("stable", None, 1, "alice"),
         ("production", None, 1, "alice"),
     ]
 

@@ -44,6 +44,7 @@ def test_policy_matches_models_and_their_status_and_spares_cluster_admins() -> N
         "'rule requireGate",
         "'rule requireDataValidation",
         "'rule metric",
+        "'rule requireCanary",
         "'rule movedBy",
         "'rule movedBy",
         "'rule admins",

@@ -64,6 +64,9 @@ class ProtectedAlias(ApiModel):
     """The target version's run declared spec.validation and its data passed it."""
     metric: MetricFloor | None = None
     """The target version's value of this metric must lie within the bounds."""
+    require_canary: bool = False
+    """The target version was served as a canary first: a Deployment of this Model promoted it
+    after every step of its canary analysis (status.canaryPromotions)."""
 
 
 class Protection(ApiModel):
@@ -88,6 +91,16 @@ class VersionGate(StatusModel):
     """The run passed its evaluation gate (always true for a registered run)."""
     data_validated: bool | None = None
     """The run's data validation passed; absent: the run declared none."""
+
+
+class CanaryPromotion(StatusModel):
+    """A version that passed every step of a canary analysis, the first time it did: the
+    evidence a protected alias's `requireCanary` reads. Written only by the operator."""
+
+    version: int
+    deployment: str
+    """The Deployment (in the Model's namespace) whose canary analysis promoted it."""
+    at: datetime
 
 
 class AliasMoveReason(StrEnum):

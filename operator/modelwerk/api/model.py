@@ -37,6 +37,7 @@ from modelwerk.api.governance import (
     HISTORY_LIMIT,
     NO_PROMOTION_OF_PROTECTED,
     AliasMove,
+    CanaryPromotion,
     Protection,
     VersionGate,
 )
@@ -259,6 +260,11 @@ class ModelStatus(StatusModel):
     Events (reason AliasHistory) when they drop out."""
     history_trimmed: int | None = None
     """How many entries have dropped out of history into Events."""
+    canary_promotions: Annotated[
+        list[CanaryPromotion], Field(json_schema_extra=list_map("version"))
+    ] = Field(default_factory=list)
+    """The versions a Deployment of this Model promoted from a canary (one entry per version:
+    the first promotion), for protected aliases' `requireCanary`. Append-only, like versions."""
 
 
 MODEL_KIND = KindInfo(

@@ -9,6 +9,7 @@ notice afterwards never happens. Rules, each named in its message:
     requireGate          ... only to a version whose run passed an evaluation gate
     requireDataValidation ... whose run's data validation passed
     metric               ... whose metric lies within the floor/ceiling
+    requireCanary        ... that a Deployment of the Model promoted from a canary first
     movedBy              moving one needs annotation modelwerk.io/moved-by = the requester's
                          username; no request may set that annotation to anyone else
     admins               spec.protection may be changed or removed only by its admins
@@ -122,6 +123,16 @@ VARIABLES: Final = (
         )
         + ").map(p, p.alias + ' (' + p.metric.name + ')')",
     ),
+    (
+        "promotedCanaries",
+        "oldObject != null && has(oldObject.status) && has(oldObject.status.canaryPromotions) ?"
+        " oldObject.status.canaryPromotions.map(c, c.version) : []",
+    ),
+    (
+        "failsCanary",
+        "variables.targeted.filter(p, has(p.requireCanary) && p.requireCanary &&"
+        " !(variables.newAliases[p.alias] in variables.promotedCanaries)).map(p, p.alias)",
+    ),
     ("movedBy", _annotation("object")),
     ("oldMovedBy", _annotation("oldObject")),
     (
@@ -176,6 +187,14 @@ VALIDATIONS: Final = (
         + _names("failsMetric")
         + " + ' may only name a version whose metric lies within spec.protection.aliases[]"
         ".metric'",
+    ),
+    _validation(
+        "requireCanary",
+        "variables.isStatus || size(variables.failsCanary) == 0",
+        "'protected alias ' + "
+        + _names("failsCanary")
+        + " + ' may only name a version a Deployment of this Model promoted from a canary first"
+        " (status.canaryPromotions)'",
     ),
     _validation(
         "movedBy",

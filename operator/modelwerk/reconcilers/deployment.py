@@ -20,6 +20,7 @@ from modelwerk.reconcilers.common import StatusBuilder, post_dropped, write_stat
 from modelwerk.reconcilers.guard import on_switch, plan_guard
 from modelwerk.reconcilers.monitoring import reconcile_monitoring
 from modelwerk.reconcilers.native import reconcile_native
+from modelwerk.reconcilers.registration import record_canary_promotion
 from modelwerk.reconcilers.seldon import reconcile_seldon
 from modelwerk.reconcilers.served import Plan
 from modelwerk.registry import Unresolvable
@@ -84,6 +85,9 @@ async def reconcile(mgr: Manager, key: ObjectKey) -> float | None:
     # Rollback and promotion Events go with the status write that records them (rejected
     # versions, the canary's state): posted once, never again after a restart.
     requeue = await _write(mgr, body, sb, phase, plan.events)
+    canary = sb.status.get("canary") or {}
+    if canary.get("state") == str(CanaryState.PROMOTED):
+        await record_canary_promotion(mgr, model_body, int(canary["version"]), key[1])
     return plan.requeue_after if requeue is None else min(requeue, plan.requeue_after or requeue)
 
 

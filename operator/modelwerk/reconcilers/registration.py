@@ -58,6 +58,31 @@ async def register_version(
     return version
 
 
+async def record_canary_promotion(
+    mgr: Manager, body: Mapping[str, Any], version: int, deployment: str
+) -> Mapping[str, Any]:
+    """Records that `deployment` promoted `version` from a canary, unless some Deployment did
+    before (the first promotion stays): the evidence of protected aliases' requireCanary."""
+
+    def compute(current: Mapping[str, Any]) -> dict[str, Any] | None:
+        status = dict(current.get("status") or {})
+        promoted = list(status.get("canaryPromotions") or [])
+        if any(int(p["version"]) == version for p in promoted):
+            return None
+        entry = {"version": version, "deployment": deployment, "at": mgr.timestamp()}
+        return {
+            **status,
+            "canaryPromotions": sorted([*promoted, entry], key=lambda p: p["version"]),
+        }
+
+    if any(
+        int(p["version"]) == version
+        for p in (body.get("status") or {}).get("canaryPromotions") or []
+    ):
+        return body  # the common case: recorded already, no lock taken
+    return await compare_and_swap(mgr, body, compute)
+
+
 async def compare_and_swap(
     mgr: Manager, body: Mapping[str, Any], compute: Compute
 ) -> Mapping[str, Any]:
