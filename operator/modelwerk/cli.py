@@ -69,10 +69,14 @@ def _run(args: argparse.Namespace) -> None:
     import kopf
 
     from modelwerk import handlers  # noqa: F401  (registers the handlers with kopf)
+    from modelwerk.builders.netpol import NetworkPolicyConfigError
     from modelwerk.config import OperatorConfig
     from modelwerk.settings import quiet_loggers
 
-    config = OperatorConfig()
+    try:
+        config = OperatorConfig()
+    except NetworkPolicyConfigError as err:
+        sys.exit(f"modelwerk: MODELWERK_NETWORK_POLICY: {err}")
     overrides = {
         "namespaces": tuple(args.namespace) if args.namespace else None,
         "http_port": args.http_port,

@@ -7,6 +7,8 @@ import fnmatch
 import os
 from dataclasses import dataclass, field
 
+from modelwerk.builders.netpol import NetworkPolicyConfig
+
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"MODELWERK_{name}", default)
@@ -51,6 +53,11 @@ class OperatorConfig:
     # it restarts the serving pods.
     serving_image: str = field(
         default_factory=lambda: _env("SERVING_IMAGE", "ghcr.io/modelwerk/model-server:0.1.0")
+    )
+    # NetworkPolicies for serving and training pods (the chart's `networkPolicy` values, as
+    # JSON: {"ingressFrom": [peers], "egress": [rules]}). Empty: none are created.
+    network_policy: NetworkPolicyConfig | None = field(
+        default_factory=lambda: NetworkPolicyConfig.parse(_env("NETWORK_POLICY", ""))
     )
 
     # Leader election (flag --leader-elect): several replicas, one Lease; only its holder

@@ -170,6 +170,8 @@ SELDON_DEPLOYMENT: Final = _child(
 PROMETHEUS_RULE: Final = _child("monitoring.coreos.com/v1", "PrometheusRule", "prometheusrules")
 SERVICE_MONITOR: Final = _child("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors")
 POD_MONITOR: Final = _child("monitoring.coreos.com/v1", "PodMonitor", "podmonitors")
+# The serving pods' policy (config network_policy); a TrainingRun's is created, never watched.
+NETWORK_POLICY: Final = _child("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies")
 
 # A TrainingRun naming a ServiceAccount runs as it only when the ServiceAccount allows it
 # (its annotation); the object holds no token since Kubernetes 1.24.
@@ -210,6 +212,7 @@ ALL: Final[tuple[Kind, ...]] = (
     PROMETHEUS_RULE,
     SERVICE_MONITOR,
     POD_MONITOR,
+    NETWORK_POLICY,
     EVENT,
     CRD,
 )

@@ -50,6 +50,7 @@ from tests.integration.test_helm import (
     service_account,
     token_kubeconfig,
 )
+from tests.integration.test_netpol import OPTION as NETWORK_POLICY_OPTION
 from tests.integration.test_stuck import quota
 from tests.integration.trainingruns import (
     conditions_by_type,
@@ -154,7 +155,11 @@ def test_the_operator_uses_every_verb_it_is_granted_and_no_other(
                 tmp_path / "operator.log",
                 "-n",
                 ns,
-                env={"MODELWERK_WEBHOOK_TOKEN_FILE": str(tmp_path / "webhook-token")},
+                env={
+                    "MODELWERK_WEBHOOK_TOKEN_FILE": str(tmp_path / "webhook-token"),
+                    # networkpolicies create (a run's), patch and delete (a Deployment's).
+                    **NETWORK_POLICY_OPTION,
+                },
             )
             operator.start()
             try:
@@ -259,7 +264,15 @@ def _tour(operator: OperatorProcess, ns: str, token: str) -> None:
     assert reply.status == 200, reply
     assert f"Model {ns}/no-such-model not found" in reply.results
 
-    # Children: each kind created (server-side apply), then pruned (delete).
+    # Children: each kind created (server-side apply), then pruned (delete); a NetworkPolicy
+    # of the Deployment's that the operator no longer wants (a name it does not make) is pruned.
+    stale = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "web-stale", "labels": {LABEL_DEPLOYMENT: "web"}},
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
+    }
+    apply(stale, ns)
     apply(
         deployment_manifest(
             "web",
@@ -281,6 +294,17 @@ def _tour(operator: OperatorProcess, ns: str, token: str) -> None:
         "servicemonitors",
     ):
         wait_children(ns, kind, 1)
+    wait_for(
+        "web-stale pruned, web-serving applied",
+        lambda: (
+            [
+                p["metadata"]["name"]
+                for p in get_list("networkpolicies", ns, f"{LABEL_DEPLOYMENT}=web")
+            ]
+            == ["web-serving"]
+        ),
+        timeout=60,
+    )
     patch(
         "mwd",
         ns,

@@ -182,7 +182,7 @@ class FakeKube:
 
     def _served(self, kind: Kind) -> bool:
         """Whether the fake serves `kind`: built-in groups always, others with their CRD."""
-        builtin = {"apps", "batch", "policy", "autoscaling"}
+        builtin = {"apps", "batch", "policy", "autoscaling", "networking.k8s.io"}
         return kind.group in builtin or f"{kind.plural}.{kind.group}" in self.crds
 
     async def crd_installed(self, name: str) -> bool:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from modelwerk import constants, kinds
+from modelwerk.builders.netpol import NetworkPolicyConfig
 from tests.reconcile.world import (
     MONITORING_CRDS,
     SELDON_CRD,
@@ -32,11 +33,20 @@ class Case:
     name: str
     spec: dict[str, Any]
     crds: tuple[str, ...] = ()
+    network_policy: NetworkPolicyConfig | None = None
+
+
+# The operator-wide option (chart value workloadNetworkPolicy): a NetworkPolicy per Deployment.
+POLICY = NetworkPolicyConfig(
+    ingress_from=({"namespaceSelector": {"matchLabels": {"team": "gateway"}}},),
+    egress=({"to": [{"ipBlock": {"cidr": "10.0.0.5/32"}}], "ports": [{"port": 9000}]},),
+)
 
 
 CASES = [
     Case("native", {}),
     Case("native with a PDB", {"pdb": {"minAvailable": 1}}),
+    Case("native with a NetworkPolicy", {}, network_policy=POLICY),
     Case(
         "native, HPA, PDB, monitoring",
         {**AUTOSCALING, "pdb": {"minAvailable": 1}},
@@ -54,12 +64,13 @@ CASES = [
         {"runtime": "seldon", "canary": {"version": 2, "trafficPercent": 10}},
         (SELDON_CRD, *MONITORING_CRDS),
     ),
+    Case("seldon with a NetworkPolicy", {"runtime": "seldon"}, (SELDON_CRD,), POLICY),
 ]
 
 
 async def converged(case: Case) -> World:
     """The Deployment of `case` rolled out and Available, its children ready."""
-    world = World(crds=case.crds)
+    world = World(crds=case.crds, network_policy=case.network_policy)
     # Versions with baselines: the PrometheusRule carries drift rules too.
     world.given(
         model_with(registered(1, baseline=BASELINE), registered(2, baseline=BASELINE)),

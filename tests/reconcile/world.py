@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from modelwerk import constants, kinds, wiring
+from modelwerk.builders.netpol import NetworkPolicyConfig
 from modelwerk.config import OperatorConfig
 from modelwerk.kinds import Kind
 from modelwerk.manager import Manager
@@ -31,13 +32,23 @@ RECONCILED = (kinds.MODEL, kinds.TRAININGRUN, kinds.DEPLOYMENT)
 
 
 class World:
-    def __init__(self, *, crds: Iterable[str] = (), prometheus_url: str = "") -> None:
+    def __init__(
+        self,
+        *,
+        crds: Iterable[str] = (),
+        prometheus_url: str = "",
+        network_policy: NetworkPolicyConfig | None = None,
+    ) -> None:
         self.clock = Clock()
         self.kube = FakeKube(self.clock, set(crds))
         self._crds = tuple(crds)
         self._prometheus_url = prometheus_url
         config = OperatorConfig(
-            namespaces=(NS,), workers=1, serving_image="img:1", prometheus_url=prometheus_url
+            namespaces=(NS,),
+            workers=1,
+            serving_image="img:1",
+            prometheus_url=prometheus_url,
+            network_policy=network_policy,
         )
         self.mgr: Manager = wiring.build_manager(self.kube, config, clock=self.clock)
 
@@ -49,8 +60,7 @@ class World:
         fresh.clock.advance(after)
         fresh.kube = self.kube
         fresh.kube.clock = fresh.clock
-        config = fresh.mgr.config
-        fresh.mgr = wiring.build_manager(fresh.kube, config, clock=fresh.clock)
+        fresh.mgr = wiring.build_manager(fresh.kube, self.mgr.config, clock=fresh.clock)
         await wiring.sync_caches(fresh.mgr)
         return fresh
 

@@ -20,6 +20,7 @@ from modelwerk.reconcilers.common import StatusBuilder, post_dropped, write_stat
 from modelwerk.reconcilers.guard import on_switch, plan_guard
 from modelwerk.reconcilers.monitoring import reconcile_monitoring
 from modelwerk.reconcilers.native import reconcile_native
+from modelwerk.reconcilers.netpol import reconcile_serving_policy
 from modelwerk.reconcilers.registration import record_canary_promotion
 from modelwerk.reconcilers.seldon import reconcile_seldon
 from modelwerk.reconcilers.served import Plan
@@ -82,6 +83,7 @@ async def reconcile(mgr: Manager, key: ObjectKey) -> float | None:
         phase = await reconcile_native(mgr, dep, body, sb, plan)
     served = [plan.target] + ([plan.canary] if plan.canary is not None else [])
     await reconcile_monitoring(mgr, dep, body, sb, served, runtime)
+    await reconcile_serving_policy(mgr, dep, body)
     # Rollback and promotion Events go with the status write that records them (rejected
     # versions, the canary's state): posted once, never again after a restart.
     requeue = await _write(mgr, body, sb, phase, plan.events)

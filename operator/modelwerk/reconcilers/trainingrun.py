@@ -34,6 +34,7 @@ from modelwerk.jobstate import (
 from modelwerk.manager import Manager
 from modelwerk.reconcilers import gang, refusals, validation
 from modelwerk.reconcilers.common import StatusBuilder, write_status
+from modelwerk.reconcilers.netpol import ensure_training_policy
 from modelwerk.reconcilers.registration import register_version
 from modelwerk.report import REASON_MISSING, ReportError, parse_report
 from modelwerk.status import get_condition
@@ -120,6 +121,7 @@ async def _reconcile(mgr: Manager, obs: Observed, sb: StatusBuilder) -> float | 
             sb.condition("JobCreated", False, "ServiceAccountNotAllowed", refused)
             return await _write(mgr, body, sb, "Failed")
         sb.condition("Accepted", True, "Accepted", "spec is valid")
+        await ensure_training_policy(mgr, run, body)
         try:
             job = await mgr.kube.create(desired)
         except k8s.Conflict:
