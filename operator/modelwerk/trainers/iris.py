@@ -7,6 +7,9 @@ train/test split and the solver, so a rerun with the same spec yields the same a
 
 Writes ``<output dir>/model.joblib`` and reports ``accuracy`` and ``f1_macro`` on the held-out
 20 %, with the training features' mean/std as the drift baseline.
+
+In a distributed run (``spec.workers``) the workers first meet (``modelwerk.rendezvous``); worker
+0 then trains and reports, the others have nothing to add to a model this small and end.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import sys
 from typing import Final
 
 from modelwerk import sdk
+from modelwerk.rendezvous import RendezvousError, rendezvous
 
 ARTIFACT_NAME: Final = "model.joblib"
 TEST_FRACTION: Final = 0.2
@@ -22,8 +26,13 @@ TEST_FRACTION: Final = 0.2
 
 def main() -> int:
     try:
+        world = rendezvous()
+        if world.size > 1:
+            print(f"iris trainer: worker {world.rank} of {world.size}: all joined", file=sys.stderr)
+        if world.rank != 0:
+            return 0
         return _train()
-    except (sdk.SdkError, sdk.ReportError) as err:
+    except (sdk.SdkError, sdk.ReportError, RendezvousError) as err:
         print(f"iris trainer: {err}", file=sys.stderr)
         return 2
 
