@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from typing import Any
 
 import pytest
 
@@ -32,18 +31,6 @@ MANAGED = {
 }
 
 
-def owner(body: dict[str, Any]) -> dict[str, Any]:
-    meta = body["metadata"]
-    return {
-        "apiVersion": body["apiVersion"],
-        "kind": body["kind"],
-        "name": meta["name"],
-        "uid": meta["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-
-
 def test_serving_policy() -> None:
     assert build_serving_policy(Deployment.from_body(BODY), BODY, CONFIG) == {
         "apiVersion": "networking.k8s.io/v1",
@@ -57,7 +44,16 @@ def test_serving_policy() -> None:
                 "modelwerk.io/deployment": "iris",
                 "modelwerk.io/model": "iris",
             },
-            "ownerReferences": [owner(BODY)],
+            "ownerReferences": [
+                {
+                    "apiVersion": "modelwerk.io/v1alpha1",
+                    "kind": "Deployment",
+                    "name": "iris",
+                    "uid": "0b6f-uid",
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
         },
         "spec": {
             "policyTypes": ["Ingress", "Egress"],
