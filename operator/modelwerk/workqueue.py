@@ -128,6 +128,11 @@ class WorkQueue:
             failures = self._failures.get(key, 0) + 1
             self._failures[key] = failures
             delay = min(MAX_BACKOFF, MIN_BACKOFF * 2 ** (failures - 1))
+            # An error that says when to come back (k8s.ApiError from a 429 with Retry-After)
+            # is not retried sooner, however few failures came before.
+            after = getattr(err, "retry_after", None)
+            if isinstance(after, int | float):
+                delay = max(delay, float(after))
             if isinstance(err, self._expected):
                 log.warning(
                     "%s %s: %s (attempt %d), retrying in %.1fs",
