@@ -429,6 +429,33 @@ async def test_a_retry_after_is_honoured_over_a_shorter_backoff(
     assert rec.times[1] - rec.times[0] >= 0.05 - TOLERANCE
 
 
+async def test_an_event_during_a_retry_after_waits_for_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A watch event cuts an ordinary backoff short, but not the server's Retry-After."""
+    monkeypatch.setattr(workqueue, "MIN_BACKOFF", 0.005)
+    rec = Recorder()
+    done = asyncio.Event()
+
+    def behaviour(key: Hashable, n: int) -> float | None:
+        if n == 1:
+            raise k8s.ApiError(429, "TooManyRequests", "slow down", retry_after=0.1)
+        done.set()
+        return None
+
+    rec.behaviour = behaviour
+    queue = WorkQueue("Test", rec, workers=1)
+    async with running(queue):
+        queue.add("a")
+        await within(rec.called.wait())
+        await settle()
+        queue.add("a")  # an event for the key, well within the Retry-After
+        await settle()
+        assert rec.calls == ["a"]
+        await within(done.wait())
+    assert rec.times[1] - rec.times[0] >= 0.1 - TOLERANCE
+
+
 def test_retry_after_header_values() -> None:
     assert k8s.retry_after("2") == 2.0
     assert k8s.retry_after("0.5") == 0.5
