@@ -127,7 +127,6 @@ class FaultProxy:
     async def _start(self) -> None:
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=self.upstream.context, limit=0),
-            auto_decompress=False,
         )
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
@@ -193,10 +192,36 @@ class FaultProxy:
             for k, v in request.headers.items()
             if k.lower() in ("content-type", "accept", "user-agent")
         }
+        # Uncompressed from the apiserver: what we forward carries no Content-Encoding.
+        headers["Accept-Encoding"] = "identity"
+        try:
+            return await self._forward(request, url, body, headers, watch, fault, opened)
+        except (aiohttp.ClientError, OSError, TimeoutError) as err:
+            # The apiserver is unreachable (restarting): what a load balancer in front would say.
+            message = f"upstream: {type(err).__name__}"
+            return web.Response(
+                status=503, headers=json_type, body=_status(503, "ServiceUnavailable", message)
+            )
+
+    async def _forward(
+        self,
+        request: web.Request,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        watch: bool,
+        fault: str | None,
+        opened: float,
+    ) -> web.StreamResponse:
+        assert self._session is not None
+        json_type = {"Content-Type": "application/json"}
         timeout = aiohttp.ClientTimeout(total=None if watch else 120)
         async with self._session.request(
             request.method, url, data=body or None, headers=headers, timeout=timeout
         ) as upstream:
+            content_type = {
+                "Content-Type": upstream.headers.get("Content-Type", "application/json")
+            }
             if not watch:
                 data = await upstream.read()
                 if fault == "lost":
@@ -205,29 +230,25 @@ class FaultProxy:
                         headers=json_type,
                         body=_status(504, "Timeout", "injected: response lost"),
                     )
-                return web.Response(
-                    status=upstream.status,
-                    body=data,
-                    headers={
-                        "Content-Type": upstream.headers.get("Content-Type", "application/json")
-                    },
-                )
-            response = web.StreamResponse(
-                status=upstream.status,
-                headers={"Content-Type": upstream.headers.get("Content-Type", "application/json")},
-            )
+                return web.Response(status=upstream.status, body=data, headers=content_type)
+            response = web.StreamResponse(status=upstream.status, headers=content_type)
             await response.prepare(request)
             cut_after = self._random.randint(1, 5)
             events = 0
-            async for line in upstream.content:
-                if opened < self._stalled_before:
-                    continue  # stalled: the connection stays, the events go nowhere
-                if fault == "truncate" and events >= cut_after:
-                    await response.write(line[: max(1, len(line) // 2)])
-                    if request.transport is not None:
-                        request.transport.abort()
+            try:
+                async for line in upstream.content:
+                    if opened < self._stalled_before:
+                        continue  # stalled: the connection stays, the events go nowhere
+                    if fault == "truncate" and events >= cut_after:
+                        await response.write(line[: max(1, len(line) // 2)])
+                        break
+                    await response.write(line)
+                    events += 1
+                else:
+                    await response.write_eof()
                     return response
-                await response.write(line)
-                events += 1
-            await response.write_eof()
+            except (aiohttp.ClientError, OSError):
+                pass  # the apiserver went away mid-stream: so does the stream, abruptly
+            if request.transport is not None:
+                request.transport.abort()
             return response
