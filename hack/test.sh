@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, checks style, types and import layering, then runs
-# the unit and reconciler tiers, the integration and end-to-end tiers (kwok nodes; they start the
-# local control plane, or reuse a running one), and the real-node tier (tests/node: a cluster with
+# the unit and reconciler tiers, the integration, end-to-end and fault tiers (tests/reliability at
+# its small size; kwok nodes; they start the local control plane, or reuse a running one), and
+# the real-node tier (tests/node: a cluster with
 # a real node, MODELWERK_NODE_CLUSTER, default modelwerk-node, with the images built here
 # imported). Extra arguments go to pytest, e.g. `hack/test.sh tests/unit -k crds`; the real node
 # is brought up when they name tests/node. MODELWERK_REAL_NODE=0 leaves the real-node tier out.
@@ -46,7 +47,9 @@ if [ $# -gt 0 ]; then
   exec pytest "$@"
 fi
 if $fast; then exec pytest tests/unit tests/reconcile; fi
-pytest tests/unit tests/reconcile tests/integration tests/e2e
+# The fault suite at its small size (hack/reliability.sh runs it alone, and larger).
+MODELWERK_RELIABILITY_SIZE=${MODELWERK_RELIABILITY_SIZE:-small} \
+  pytest tests/unit tests/reconcile tests/integration tests/e2e tests/reliability
 if [ "$node_tier" = 1 ]; then
   echo "== real-node tier ($node_cluster)"
   real_node

@@ -60,6 +60,14 @@ class OperatorConfig:
         default_factory=lambda: NetworkPolicyConfig.parse(_env("NETWORK_POLICY", ""))
     )
 
+    # Seconds without any event on a watch stream (the apiserver sends a bookmark about once a
+    # minute on a quiet one) after which the stream counts as silently stalled (a dead
+    # connection no error reports) and is reopened from the last version seen: the bound on how
+    # long a stall can hide changes. kopf's default, 70 s: bookmarks every 60 s, events kept 75.
+    watch_inactivity_seconds: float = field(
+        default_factory=lambda: float(_env("WATCH_INACTIVITY_SECONDS", "70"))
+    )
+
     # Leader election (flag --leader-elect): several replicas, one Lease; only its holder
     # reconciles, answers the webhook and fires schedules. Off: this process is the only one.
     leader_elect: bool = field(default_factory=lambda: _env("LEADER_ELECT", "false") == "true")

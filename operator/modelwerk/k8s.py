@@ -26,11 +26,16 @@ JsonDict = dict[str, Any]
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, reason: str, message: str) -> None:
+    def __init__(
+        self, status: int, reason: str, message: str, retry_after: float | None = None
+    ) -> None:
         super().__init__(f"{status} {reason}: {message}")
         self.status = status
         self.reason = reason
         self.message = message
+        # The apiserver's Retry-After (429 from priority and fairness, 503 while starting): the
+        # work queue waits at least this long before the next attempt.
+        self.retry_after = retry_after
 
 
 class NotFound(ApiError):
@@ -57,7 +62,19 @@ class NotLeader(ApiError):
         super().__init__(503, "NotLeader", "not the leader: writes are fenced off")
 
 
-def _error(status: int, text: str) -> ApiError:
+def retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (the apiserver sends whole seconds; an HTTP date or
+    garbage is ignored), capped so a broken proxy cannot park a key for hours."""
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    if seconds is None or not 0 <= seconds < float("inf"):
+        return None
+    return min(seconds, 600.0)
+
+
+def _error(status: int, text: str, after: float | None = None) -> ApiError:
     try:
         body = json.loads(text)
         reason, message = str(body.get("reason", "")), str(body.get("message", text))
@@ -70,7 +87,7 @@ def _error(status: int, text: str) -> ApiError:
         400: Invalid,
         403: Forbidden,
     }.get(status, ApiError)
-    return cls(status, reason, message)
+    return cls(status, reason, message, after)
 
 
 LIST_PAGE: Final = 100
@@ -226,7 +243,7 @@ class Kube:
                 text = await resp.text()
                 metrics.API_REQUESTS.labels(verb, resource_of(path), str(resp.status)).inc()
                 if resp.status >= 400:
-                    raise _error(resp.status, text)
+                    raise _error(resp.status, text, retry_after(resp.headers.get("Retry-After")))
                 result: JsonDict = json.loads(text) if text else {}
                 return result
 

@@ -47,10 +47,13 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     # latest one over. Handlers here only update a cache and queue a key (deduplicated by the
     # work queue anyway), so the default 0.1 s would be pure latency on every event.
     settings.batching.batch_window = 0.01
-    # Ask the apiserver to end each watch after 10 minutes and re-list via a fresh watch, so a
-    # silently dropped connection (load balancer, apiserver restart) is noticed within minutes.
+    # Ask the apiserver to end each watch after 10 minutes and re-list via a fresh watch; the
+    # client gives up on a stream after 11. A silently stalled stream (a dropped connection no
+    # error reports) is noticed sooner, by the inactivity timeout: no event, not even a bookmark,
+    # for `watch_inactivity_seconds` (tests/reliability/test_network.py measures it).
     settings.watching.server_timeout = 600
     settings.watching.client_timeout = 660
+    settings.watching.inactivity_timeout = config.watch_inactivity_seconds
     # Apiserver hiccups should not stall the operator for long: retry quickly, then back off.
     settings.networking.error_backoffs = [1, 2, 5, 10, 20]
 

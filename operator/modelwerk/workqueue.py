@@ -44,6 +44,9 @@ class WorkQueue:
         self._dirty: set[Key] = set()
         self._timers: dict[Key, tuple[float, asyncio.TimerHandle]] = {}
         self._failures: dict[Key, int] = {}
+        # key -> loop time before which it must not run: the server's Retry-After, which a
+        # watch event arriving meanwhile does not cut short (unlike an ordinary backoff).
+        self._hold: dict[Key, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._idle = asyncio.Event()
         self._idle.set()
@@ -51,6 +54,13 @@ class WorkQueue:
         """Reconciles run so far (memory.trim_when_idle trims after work)."""
 
     def add(self, key: Key, *, after: float = 0.0) -> None:
+        hold = self._hold.get(key)
+        if hold is not None:
+            remaining = hold - asyncio.get_running_loop().time()
+            if remaining > 0:
+                after = max(after, remaining)
+            else:
+                del self._hold[key]
         if after > 0:
             self._add_later(key, after)
             return
@@ -128,6 +138,12 @@ class WorkQueue:
             failures = self._failures.get(key, 0) + 1
             self._failures[key] = failures
             delay = min(MAX_BACKOFF, MIN_BACKOFF * 2 ** (failures - 1))
+            # An error that says when to come back (k8s.ApiError from a 429 with Retry-After)
+            # is not retried sooner, however few failures came before.
+            after = getattr(err, "retry_after", None)
+            if isinstance(after, int | float) and after > 0:
+                delay = max(delay, float(after))
+                self._hold[key] = asyncio.get_running_loop().time() + float(after)
             if isinstance(err, self._expected):
                 log.warning(
                     "%s %s: %s (attempt %d), retrying in %.1fs",

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from modelwerk import workqueue
+from modelwerk import k8s, workqueue
 from modelwerk.workqueue import WorkQueue
 
 BOUND = 5.0  # seconds; every wait in here is bounded by this
@@ -401,3 +401,67 @@ async def test_oldest_pending_counts_a_reconcile_in_progress() -> None:
         assert queue.oldest_pending_seconds() == 0.0
     finally:
         await queue.stop()
+
+
+async def test_a_retry_after_is_honoured_over_a_shorter_backoff(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 429 with Retry-After: the next attempt waits the server's time, not the first backoff."""
+    monkeypatch.setattr(workqueue, "MIN_BACKOFF", 0.005)
+    rec = Recorder()
+    done = asyncio.Event()
+
+    def behaviour(key: Hashable, n: int) -> float | None:
+        if n == 1:
+            raise k8s.ApiError(429, "TooManyRequests", "slow down", retry_after=0.05)
+        if n == 2:
+            raise RuntimeError("no Retry-After: the backoff alone")
+        done.set()
+        return None
+
+    rec.behaviour = behaviour
+    queue = WorkQueue("Test", rec, workers=1)
+    delays = spy_delays(queue)
+    async with running(queue):
+        queue.add("a")
+        await within(done.wait())
+    assert delays == [0.05, 0.01]
+    assert rec.times[1] - rec.times[0] >= 0.05 - TOLERANCE
+
+
+async def test_an_event_during_a_retry_after_waits_for_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A watch event cuts an ordinary backoff short, but not the server's Retry-After."""
+    monkeypatch.setattr(workqueue, "MIN_BACKOFF", 0.005)
+    rec = Recorder()
+    done = asyncio.Event()
+
+    def behaviour(key: Hashable, n: int) -> float | None:
+        if n == 1:
+            raise k8s.ApiError(429, "TooManyRequests", "slow down", retry_after=0.1)
+        done.set()
+        return None
+
+    rec.behaviour = behaviour
+    queue = WorkQueue("Test", rec, workers=1)
+    async with running(queue):
+        queue.add("a")
+        await within(rec.called.wait())
+        await settle()
+        queue.add("a")  # an event for the key, well within the Retry-After
+        await settle()
+        assert rec.calls == ["a"]
+        await within(done.wait())
+    assert rec.times[1] - rec.times[0] >= 0.1 - TOLERANCE
+
+
+def test_retry_after_header_values() -> None:
+    assert k8s.retry_after("2") == 2.0
+    assert k8s.retry_after("0.5") == 0.5
+    assert k8s.retry_after(None) is None
+    assert k8s.retry_after("Wed, 21 Oct 2026 07:28:00 GMT") is None
+    assert k8s.retry_after("-1") is None
+    assert k8s.retry_after("nan") is None
+    assert k8s.retry_after("inf") is None
+    assert k8s.retry_after("86400") == 600.0

@@ -79,6 +79,10 @@ async def _answer(request: web.Request, state: State) -> tuple[str, Inference | 
         body = await read_json(request)
     except (jsonio.DecodeError, UnicodeDecodeError) as err:
         return CLIENT_ERROR, None, _error(400, f"the body is not valid JSON: {err}")
+    except ConnectionResetError:
+        # The client went away before its body arrived (a slow or dropped client): nobody reads
+        # this answer, and it is the client's fault, not a traceback in the server's log.
+        return CLIENT_ERROR, None, _error(400, "the connection closed before the body arrived")
     except web.HTTPRequestEntityTooLarge as err:
         return CLIENT_ERROR, None, _error(err.status, err.text or "the body is too large")
     if not isinstance(body, dict) or "instances" not in body:

@@ -105,6 +105,9 @@ async def _infer(request: web.Request, target: Any) -> tuple[str, Inference | No
         body = await read_json(request)
     except (jsonio.DecodeError, UnicodeDecodeError) as err:
         return CLIENT_ERROR, None, error(400, f"the body is not valid JSON: {err}")
+    except ConnectionResetError:
+        # The client went away before its body arrived: its fault, and nobody reads the answer.
+        return CLIENT_ERROR, None, error(400, "the connection closed before the body arrived")
     except web.HTTPRequestEntityTooLarge as err:
         return CLIENT_ERROR, None, error(err.status, err.text or "the body is too large")
     try:
