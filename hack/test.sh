@@ -28,9 +28,15 @@ else
   eval "$(hack/cluster.sh env)"
 fi
 export PATH="$root/.venv/bin:$PATH"
-echo "== ruff" && ruff check operator tests && ruff format --check operator tests
-echo "== mypy" && mypy
-echo "== import layering" && lint-imports
+# One command a line: under `set -e` a failure inside an `a && b && c` list (but the last) does not
+# stop the script, and a ruff error once went unnoticed that way.
+echo "== ruff"
+ruff check operator tests
+ruff format --check operator tests
+echo "== mypy"
+mypy
+echo "== import layering"
+lint-imports
 
 real_node() { # brings up the real-node cluster and imports the images its tests run
   export MODELWERK_CLUSTER=$node_cluster MODELWERK_REAL_NODE=1
