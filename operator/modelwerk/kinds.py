@@ -170,6 +170,8 @@ SELDON_DEPLOYMENT: Final = _child(
 PROMETHEUS_RULE: Final = _child("monitoring.coreos.com/v1", "PrometheusRule", "prometheusrules")
 SERVICE_MONITOR: Final = _child("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors")
 POD_MONITOR: Final = _child("monitoring.coreos.com/v1", "PodMonitor", "podmonitors")
+# The native runtime's exact split, when the Gateway API's HTTPRoute CRD is installed.
+HTTP_ROUTE: Final = _child("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
 
 # A TrainingRun naming a ServiceAccount runs as it only when the ServiceAccount allows it
 # (its annotation); the object holds no token since Kubernetes 1.24.
@@ -210,6 +212,7 @@ ALL: Final[tuple[Kind, ...]] = (
     PROMETHEUS_RULE,
     SERVICE_MONITOR,
     POD_MONITOR,
+    HTTP_ROUTE,
     EVENT,
     CRD,
 )
