@@ -172,6 +172,8 @@ SERVICE_MONITOR: Final = _child("monitoring.coreos.com/v1", "ServiceMonitor", "s
 POD_MONITOR: Final = _child("monitoring.coreos.com/v1", "PodMonitor", "podmonitors")
 # The serving pods' policy (config network_policy); a TrainingRun's is created, never watched.
 NETWORK_POLICY: Final = _child("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies")
+# The native runtime's exact split, when the Gateway API's HTTPRoute CRD is installed.
+HTTP_ROUTE: Final = _child("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
 
 # A TrainingRun naming a ServiceAccount runs as it only when the ServiceAccount allows it
 # (its annotation); the object holds no token since Kubernetes 1.24.
@@ -213,6 +215,7 @@ ALL: Final[tuple[Kind, ...]] = (
     SERVICE_MONITOR,
     POD_MONITOR,
     NETWORK_POLICY,
+    HTTP_ROUTE,
     EVENT,
     CRD,
 )

@@ -27,6 +27,7 @@ import yaml
 
 from tests.integration.cluster import ROOT, apply, get, get_list, kubectl, wait_for
 from tests.integration.conftest import SESSION_PREFIX, OperatorProcess
+from tests.integration.gateway import gateway_api_crds
 from tests.integration.trainingruns import events_for, metric_sum, model_manifest, run_manifest
 from tests.unit.test_chart import (
     EXPECTED_CRD_READ,
@@ -390,7 +391,7 @@ def watched_resources() -> set[str]:
 
 
 def test_operator_runs_with_the_charts_service_account(
-    namespace: str, make_namespace: Any, crds: None, tmp_path: Path
+    namespace: str, make_namespace: Any, crds: None, upstream_crds: Path, tmp_path: Path
 ) -> None:
     """The real operator, authenticated with the chart's ServiceAccount token, watching one
     namespace: every watch starts, a Model and a TrainingRun are reconciled (status, Job, Events,
@@ -402,12 +403,14 @@ def test_operator_runs_with_the_charts_service_account(
         sa = service_account(release_ns).rsplit(":", 1)[1]
         config = token_kubeconfig(tmp_path / "kubeconfig", release_ns, sa)
         operator = OperatorProcess(str(config), tmp_path / "operator.log", "-v", "-n", watched)
-        operator.start()
-        try:
-            _exercise(operator, watched)
-        finally:
-            if operator.proc is not None:
-                operator.stop()
+        # Every kind's CRD before the start: kopf watches a kind only if its CRD exists then.
+        with gateway_api_crds():
+            operator.start()
+            try:
+                _exercise(operator, watched)
+            finally:
+                if operator.proc is not None:
+                    operator.stop()
     finally:
         helm("uninstall", RELEASE, "--namespace", release_ns, "--wait", check=False)
 

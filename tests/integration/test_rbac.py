@@ -42,6 +42,7 @@ from tests.e2e.helpers import (
 )
 from tests.integration.cluster import ROOT, apply, get, get_list, kubectl, wait_for
 from tests.integration.conftest import OperatorProcess
+from tests.integration.gateway import gateway_api_crds
 from tests.integration.servers import LABEL_DEPLOYMENT, deployment_manifest, patch
 from tests.integration.test_deployment import declared, seldon_crd  # noqa: F401  (fixture)
 from tests.integration.test_helm import (
@@ -149,7 +150,9 @@ def test_the_operator_uses_every_verb_it_is_granted_and_no_other(
         user = service_account(release_ns)
         config = token_kubeconfig(tmp_path / "kubeconfig", release_ns, user.rsplit(":", 1)[1])
         token = write_token(tmp_path / "webhook-token")
-        with other_operators_paused():
+        # The Gateway API's CRDs before the operator starts (kopf watches HTTPRoutes only if
+        # their CRD exists then): the tour creates, patches and prunes an HTTPRoute.
+        with other_operators_paused(), gateway_api_crds():
             operator = OperatorProcess(
                 str(config),
                 tmp_path / "operator.log",
@@ -287,7 +290,7 @@ def _tour(operator: OperatorProcess, ns: str, token: str) -> None:
     )
     for kind in (
         "deployments.apps",
-        "services",
+        "httproutes",
         "hpa",
         "pdb",
         "prometheusrules",
@@ -305,6 +308,7 @@ def _tour(operator: OperatorProcess, ns: str, token: str) -> None:
         ),
         timeout=60,
     )
+    wait_children(ns, "services", 2)  # web, and web-v1 behind the HTTPRoute
     patch(
         "mwd",
         ns,
@@ -349,6 +353,7 @@ def _tour(operator: OperatorProcess, ns: str, token: str) -> None:
     )
     wait_children(ns, "services", 0)
     wait_children(ns, "deployments.apps", 0)
+    wait_children(ns, "httproutes", 0)
     # Back to native: once its pods are ready, the SeldonDeployment and the PodMonitor go.
     patch("mwd", ns, "web", {"spec": {"runtime": "native", "monitoring": {"enabled": False}}})
     wait_children(ns, "seldondeployments", 0)

@@ -13,6 +13,7 @@ import pytest
 from modelwerk import constants, kinds
 from modelwerk.builders.netpol import NetworkPolicyConfig
 from tests.reconcile.world import (
+    HTTPROUTE_CRD,
     MONITORING_CRDS,
     SELDON_CRD,
     World,
@@ -56,6 +57,17 @@ CASES = [
         "native with a canary, HPAs and monitoring",
         {**AUTOSCALING, "canary": {"version": 2, "trafficPercent": 25}},
         MONITORING_CRDS,
+    ),
+    Case(
+        "native with a canary behind an HTTPRoute, monitoring",
+        # 2 canary pods: losing one keeps the canary's weight (none would move it to 0).
+        {"canary": {"version": 2, "trafficPercent": 25}, "replicas": 8},
+        (HTTPROUTE_CRD, *MONITORING_CRDS),
+    ),
+    Case(
+        "native behind an HTTPRoute on a Gateway",
+        {"gateway": {"parentRefs": [{"name": "web", "namespace": "gw"}]}},
+        (HTTPROUTE_CRD,),
     ),
     Case("seldon", {"runtime": "seldon"}, (SELDON_CRD,)),
     Case("seldon with monitoring", {"runtime": "seldon"}, (SELDON_CRD, *MONITORING_CRDS)),

@@ -20,6 +20,7 @@ API = "modelwerk.io/v1alpha1"
 NS = "ns"
 DIGEST = "sha256:" + "a" * 64
 SELDON_CRD = "seldondeployments.machinelearning.seldon.io"
+HTTPROUTE_CRD = "httproutes.gateway.networking.k8s.io"
 MONITORING_CRDS = (
     "prometheusrules.monitoring.coreos.com",
     "servicemonitors.monitoring.coreos.com",

@@ -321,6 +321,7 @@ EXPECTED_NAMESPACED: dict[tuple[str, str], set[str]] = {
     ("monitoring.coreos.com", "servicemonitors"): APPLY,
     ("monitoring.coreos.com", "podmonitors"): APPLY,
     ("networking.k8s.io", "networkpolicies"): APPLY,
+    ("gateway.networking.k8s.io", "httproutes"): APPLY,
     ("", "events"): {"create", "list"},
 }
 # Cluster-wide: kopf's resource scanning lists and watches CRDs; with watchNamespaces it is off.

@@ -117,7 +117,13 @@ def test_service_monitor() -> None:
         "kind": "ServiceMonitor",
         "metadata": METADATA,
         "spec": {
-            "selector": {"matchLabels": {"modelwerk.io/deployment": "iris"}},
+            # Not the per-version Services of an HTTPRoute: their pods would be scraped twice.
+            "selector": {
+                "matchLabels": {"modelwerk.io/deployment": "iris"},
+                "matchExpressions": [
+                    {"key": "modelwerk.io/model-version", "operator": "DoesNotExist"}
+                ],
+            },
             "endpoints": [
                 {
                     "port": "http",

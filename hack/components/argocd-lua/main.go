@@ -1,21 +1,22 @@
-// Command argocd-health runs our Argo CD health checks through Argo CD's own Lua engine
-// (github.com/argoproj/argo-cd/v3/util/lua, gopher-lua), the way the application controller
-// does for a health.lua configured as a resource customization: the script as the
-// ResourceOverride of its group/kind, looked up with GetHealthScript, run by ExecuteHealthLua.
+// Command argocd-lua-health runs Argo CD's own Lua engine (github.com/argoproj/argo-cd/v3's
+// util/lua, gopher-lua underneath, exactly as the application controller calls it) on every
+// health.lua under a resource_customizations folder, against each case of the health_test.yaml
+// beside it, the way Argo CD's TestLuaHealthScript does. A script that works in another Lua
+// (lupa, in tests/unit/test_argocd_health.py) but not in Argo CD's fails here.
 //
-// Usage: argocd-health DIR, where DIR holds GROUP/KIND/{health.lua,health_test.yaml,testdata/}
-// (argocd/resource_customizations). Each case of each health_test.yaml (the format of Argo CD's
-// own resource_customizations) prints one JSON line {kind, inputPath, want, got, error}; the exit
-// status is 1 if any case differs or fails, 2 on bad usage.
+//	argocd-lua-health [-open-libs] DIR
+//
+// Prints one line per case and a closing "N passed, N failed"; exits 1 on any failure.
 package main
 
 import (
-	"encoding/json"
+	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 
-	appv1 "github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
 	"github.com/argoproj/argo-cd/v3/util/lua"
 	"github.com/argoproj/gitops-engine/pkg/health"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -29,93 +30,75 @@ type testFile struct {
 	} `json:"tests"`
 }
 
-type result struct {
-	Kind      string               `json:"kind"`
-	InputPath string               `json:"inputPath"`
-	Want      health.HealthStatus  `json:"want"`
-	Got       *health.HealthStatus `json:"got,omitempty"`
-	Error     string               `json:"error,omitempty"`
-}
-
 func main() {
-	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: argocd-health DIR")
+	// A customization from argocd-cm runs without the open libraries unless it sets
+	// useOpenLibs; ours do not, so that is the default here.
+	openLibs := flag.Bool("open-libs", false, "run with Lua's open libraries (useOpenLibs: true)")
+	flag.Parse()
+	if flag.NArg() != 1 {
+		fmt.Fprintln(os.Stderr, "usage: argocd-lua-health [-open-libs] DIR")
 		os.Exit(2)
 	}
-	scripts, err := filepath.Glob(filepath.Join(os.Args[1], "*", "*", "health.lua"))
-	if err != nil || len(scripts) == 0 {
-		fmt.Fprintf(os.Stderr, "no GROUP/KIND/health.lua under %s\n", os.Args[1])
-		os.Exit(2)
-	}
-	failed := false
-	out := json.NewEncoder(os.Stdout)
-	for _, script := range scripts {
-		for _, r := range runKind(filepath.Dir(script)) {
-			if r.Error != "" || r.Got == nil || *r.Got != r.Want {
-				failed = true
-			}
-			if err := out.Encode(r); err != nil {
-				panic(err)
+	passed, failed := 0, 0
+	err := filepath.WalkDir(flag.Arg(0), func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || d.Name() != "health.lua" {
+			return nil
+		}
+		dir := filepath.Dir(path)
+		script, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		raw, err := os.ReadFile(filepath.Join(dir, "health_test.yaml"))
+		if err != nil {
+			return fmt.Errorf("%s has no health_test.yaml: %w", dir, err)
+		}
+		var cases testFile
+		if err := yaml.Unmarshal(raw, &cases); err != nil {
+			return fmt.Errorf("%s/health_test.yaml: %w", dir, err)
+		}
+		if len(cases.Tests) == 0 {
+			return fmt.Errorf("%s/health_test.yaml has no tests", dir)
+		}
+		for _, c := range cases.Tests {
+			name := filepath.Join(dir, c.InputPath)
+			got, err := run(name, string(script), *openLibs)
+			switch {
+			case err != nil:
+				failed++
+				fmt.Printf("FAIL %s: %v\n", name, err)
+			case !reflect.DeepEqual(*got, c.HealthStatus):
+				failed++
+				fmt.Printf("FAIL %s: got %+v, want %+v\n", name, *got, c.HealthStatus)
+			default:
+				passed++
+				fmt.Printf("ok   %s: %s\n", name, got.Status)
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
 	}
-	if failed {
+	fmt.Printf("%d passed, %d failed\n", passed, failed)
+	if failed > 0 || passed == 0 {
 		os.Exit(1)
 	}
 }
 
-func runKind(dir string) []result {
-	kind := filepath.Base(filepath.Dir(dir)) + "/" + filepath.Base(dir)
-	fail := func(err error) []result { return []result{{Kind: kind, Error: err.Error()}} }
-	script, err := os.ReadFile(filepath.Join(dir, "health.lua"))
-	if err != nil {
-		return fail(err)
-	}
-	raw, err := os.ReadFile(filepath.Join(dir, "health_test.yaml"))
-	if err != nil {
-		return fail(err)
-	}
-	var tests testFile
-	if err := yaml.Unmarshal(raw, &tests); err != nil {
-		return fail(err)
-	}
-	if len(tests.Tests) == 0 {
-		return fail(fmt.Errorf("%s/health_test.yaml has no tests", dir))
-	}
-	// What argocd-cm's resource.customizations.health.<group>_<kind> becomes in the controller.
-	vm := lua.VM{ResourceOverrides: map[string]appv1.ResourceOverride{
-		kind: {HealthLua: string(script)},
-	}}
-	var results []result
-	for _, tc := range tests.Tests {
-		r := result{Kind: kind, InputPath: tc.InputPath, Want: tc.HealthStatus}
-		got, err := evaluate(vm, filepath.Join(dir, tc.InputPath))
-		if err != nil {
-			r.Error = err.Error()
-		} else {
-			r.Got = got
-		}
-		results = append(results, r)
-	}
-	return results
-}
-
-func evaluate(vm lua.VM, path string) (*health.HealthStatus, error) {
+func run(path, script string, openLibs bool) (*health.HealthStatus, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	obj := &unstructured.Unstructured{}
-	if err := yaml.Unmarshal(raw, &obj.Object); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	script, useOpenLibs, err := vm.GetHealthScript(obj)
-	if err != nil {
+	obj := map[string]any{}
+	if err := yaml.Unmarshal(raw, &obj); err != nil {
 		return nil, err
 	}
-	if script == "" {
-		return nil, fmt.Errorf("%s: no health script for %s", path, obj.GroupVersionKind())
-	}
-	vm.UseOpenLibs = useOpenLibs
-	return vm.ExecuteHealthLua(obj, script)
+	vm := lua.VM{UseOpenLibs: openLibs}
+	return vm.ExecuteHealthLua(&unstructured.Unstructured{Object: obj}, script)
 }

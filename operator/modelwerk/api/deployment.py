@@ -227,6 +227,38 @@ class PodDisruptionBudget(ApiModel):
     """A number of pods or a percentage, e.g. `1` or `50%`."""
 
 
+_HOSTNAME = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+
+class ParentRef(ApiModel):
+    """A Gateway the HTTPRoute attaches to (Gateway API `parentRefs`)."""
+
+    name: DnsSubdomain
+    """The Gateway's name."""
+    namespace: DnsLabel | None = None
+    """The Gateway's namespace; unset: the Deployment's (a Gateway elsewhere must allow routes
+    from this namespace in its listener's `allowedRoutes`)."""
+    section_name: DnsSubdomain | None = None
+    """One listener of the Gateway; unset: every listener that allows the route."""
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    """The listeners on this port only."""
+
+
+class Gateway(ApiModel):
+    """Where the native runtime's HTTPRoute attaches (with the Gateway API's HTTPRoute CRD
+    installed; ignored without it)."""
+
+    parent_refs: Annotated[list[ParentRef], Field(min_length=1, max_length=32)]
+    """Gateways to attach to. Without `spec.gateway` the route's parent is the Deployment's own
+    Service (the Gateway API's mesh binding, GAMMA): a mesh that implements it splits every
+    request addressed to `http://<name>.<namespace>.svc:8000`."""
+    hostnames: Annotated[
+        list[Annotated[str, StringConstraints(max_length=253, pattern=_HOSTNAME)]],
+        Field(max_length=16),
+    ] = Field(default_factory=list)
+    """Host names the route answers for on those Gateways; empty: every host of the listener."""
+
+
 class DeploymentSpec(_VersionOrAlias):
     """Which Model version to serve and how."""
 
@@ -261,6 +293,9 @@ class DeploymentSpec(_VersionOrAlias):
     pdb: PodDisruptionBudget | None = None
     """A PodDisruptionBudget over the model server pods (native: every version; Seldon: the
     stable predictor only); unset: none."""
+    gateway: Gateway | None = None
+    """Native runtime with the Gateway API's HTTPRoute CRD installed: the Gateways its
+    HTTPRoute attaches to; unset: the Deployment's own Service (mesh)."""
 
 
 class DeploymentPhase(StrEnum):
@@ -277,6 +312,16 @@ class CanaryState(StrEnum):
     """Analysis passed every step: the canary version now serves all traffic."""
     ROLLED_BACK = "RolledBack"
     """A step breached a limit: the canary was removed and its version rejected."""
+
+
+class TrafficSplit(StrEnum):
+    HTTP_ROUTE = "HTTPRoute"
+    """Per request, exactly by the HTTPRoute's backendRefs weights (one Service per version)."""
+    REPLICAS = "Replicas"
+    """By ready pods behind the one Service, per connection, within 50/replicas percentage
+    points (no HTTPRoute CRD)."""
+    SELDON = "Seldon"
+    """Per request, by the SeldonDeployment's predictor traffic weights."""
 
 
 class CanaryStatus(StatusModel):
@@ -325,6 +370,9 @@ class DeploymentStatus(StatusModel):
     stays here until the new one is ready."""
     canary: CanaryStatus | None = None
     """Where the canary stands; absent without spec.canary."""
+    traffic_split: TrafficSplit | None = None
+    """How traffic is split between the served versions: `HTTPRoute` (per request, exact),
+    `Replicas` (by ready pods) or `Seldon`."""
     endpoint: str | None = None
     """`http://<name>.<namespace>.svc:8000`, the in-cluster URL of the native runtime's Service
     (with Seldon that Service is removed once the SeldonDeployment is Available)."""

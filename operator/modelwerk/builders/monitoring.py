@@ -128,6 +128,15 @@ def _deployment_selector(dep: Deployment) -> Manifest:
     return {"matchLabels": {constants.LABEL_DEPLOYMENT: dep.metadata.name or ""}}
 
 
+def _service_selector(dep: Deployment) -> Manifest:
+    """The Deployment's one Service, not the per-version Services an HTTPRoute sends to
+    (builders/route.py): those select the same pods, which would be scraped twice."""
+    return {
+        **_deployment_selector(dep),
+        "matchExpressions": [{"key": constants.LABEL_MODEL_VERSION, "operator": "DoesNotExist"}],
+    }
+
+
 def build_service_monitor(
     dep: Deployment,
     owner: Mapping[str, Any],
@@ -143,7 +152,7 @@ def build_service_monitor(
         "kind": "ServiceMonitor",
         "metadata": metadata(dep, service_monitor_name(dep), owner),
         "spec": {
-            "selector": _deployment_selector(dep),
+            "selector": _service_selector(dep),
             "endpoints": [_endpoint(port, path)],
         },
     }

@@ -12,6 +12,7 @@ from modelwerk.builders import native
 from modelwerk.builders.replicas import split_replicas
 from modelwerk.manager import Manager
 from modelwerk.reconcilers.common import StatusBuilder, apply_children
+from modelwerk.reconcilers.route import apply_route
 from modelwerk.reconcilers.served import (
     SELDON_KINDS,
     Plan,
@@ -55,10 +56,11 @@ async def reconcile_native(
     deployments = await apply_children(
         mgr, kinds.APPS_DEPLOYMENT, desired, owned_children(mgr, kinds.APPS_DEPLOYMENT, key)
     )
+    version_services = await apply_route(mgr, dep, body, sb, plan, served, observed, keep_previous)
     await apply_children(
         mgr,
         kinds.SERVICE,
-        [native.build_service(dep, body)],
+        [native.build_service(dep, body), *version_services],
         owned_children(mgr, kinds.SERVICE, key),
     )
     hpas = [

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from modelwerk import kinds
-from modelwerk.api.deployment import Deployment
+from modelwerk.api.deployment import Deployment, TrafficSplit
 from modelwerk.builders import seldon
 from modelwerk.builders.replicas import split_replicas
 from modelwerk.manager import Manager
@@ -69,6 +69,7 @@ async def reconcile_seldon(
     if state == "Available" or native_ready == 0:
         await prune(mgr, NATIVE_KINDS, key)
         native_ready = 0
+    sb.status["trafficSplit"] = str(TrafficSplit.SELDON)
     sb.status["replicas"] = stable_replicas + (canary_replicas if canary is not None else 0)
     sb.status["readyReplicas"] = (
         int(status.get("replicas") or 0) if state == "Available" else native_ready

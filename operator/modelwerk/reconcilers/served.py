@@ -16,7 +16,7 @@ from modelwerk.reconcilers.common import StatusBuilder, apply_children
 from modelwerk.store import ObjectKey
 
 # What each runtime applies, and prunes after a switch to the other.
-NATIVE_KINDS = (kinds.APPS_DEPLOYMENT, kinds.SERVICE, kinds.HPA, kinds.PDB)
+NATIVE_KINDS = (kinds.APPS_DEPLOYMENT, kinds.SERVICE, kinds.HPA, kinds.PDB, kinds.HTTP_ROUTE)
 SELDON_KINDS = (kinds.SELDON_DEPLOYMENT,)
 
 
