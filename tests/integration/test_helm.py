@@ -282,6 +282,15 @@ def governance_objects(namespace: str) -> set[str]:
     }
 
 
+@pytest.fixture
+def gateway_crds() -> Iterator[Path]:
+    """`kubectl auth can-i` knows a resource only while its CRD is served: the grants on
+    HTTPRoutes are checked with the Gateway API's CRDs installed."""
+    with gateway_api_crds() as folder:
+        yield folder
+
+
+@pytest.mark.usefixtures("gateway_crds")
 def test_install_upgrade_uninstall(
     release_namespace: str, make_namespace: Any, crds: None, upstream_crds: Path
 ) -> None:
