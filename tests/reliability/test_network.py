@@ -9,6 +9,7 @@ during the stall converges."""
 from __future__ import annotations
 
 import collections
+import re
 import time
 from pathlib import Path
 
@@ -44,6 +45,7 @@ FAULTS = Faults(
 # in five failing, retries add a few. A hot loop retries as fast as the apiserver answers:
 # hundreds per run.
 MAX_PER_RUN = 20
+MODEL_STATUS = re.compile(r".*/models/[^/]+/status$")
 
 
 def per_second(entries: list[Entry]) -> list[int]:
@@ -55,11 +57,13 @@ def per_second(entries: list[Entry]) -> list[int]:
 
 def retry_after_violations(entries: list[Entry], seconds: float) -> list[str]:
     """Requests sent again (same method, path and, for creates, name) sooner than the
-    Retry-After of a 429. Events are left out: best effort, a refused one is dropped, not
-    retried, and the next POST to that path is another event."""
+    Retry-After of a 429. The Retry-After binds the work-queue key that got it; left out are
+    the paths several keys write: events (best effort: a refused one is dropped, not retried,
+    and the next POST is another event) and a Model's status (its own reconcile and every run
+    registering a version into it)."""
     violations = []
     for i, entry in enumerate(entries):
-        if entry.fault != "429" or entry.path.endswith("/events"):
+        if entry.fault != "429" or entry.path.endswith("/events") or MODEL_STATUS.match(entry.path):
             continue
         following = next(
             (
