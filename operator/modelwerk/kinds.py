@@ -151,6 +151,17 @@ JOB: Final = Kind(
     verbs=WATCH | {"create", "delete", "get", "patch"},
     cache=Cache(projections.job, owner_label=constants.LABEL_TRAININGRUN),
 )
+# A distributed run's JobSet (spec.workers.engine, reconcilers/jobset.py): created once, suspend
+# patched; its CRD may be missing (the cache then stays empty). Its child Jobs and their pods
+# carry the run's label, so the Job and Pod caches hold them too.
+JOBSET: Final = Kind(
+    "jobset.x-k8s.io/v1alpha2",
+    "JobSet",
+    "jobsets",
+    # get: after a create conflict, whose JobSet is it; patch: spec.suspend.
+    verbs=WATCH | {"create", "get", "patch"},
+    cache=Cache(projections.jobset, owner_label=constants.LABEL_TRAININGRUN),
+)
 POD: Final = Kind(
     "v1",
     "Pod",
@@ -202,6 +213,7 @@ ALL: Final[tuple[Kind, ...]] = (
     TRAININGRUN,
     DEPLOYMENT,
     JOB,
+    JOBSET,
     POD,
     SERVICE_ACCOUNT,
     APPS_DEPLOYMENT,

@@ -310,6 +310,7 @@ EXPECTED_NAMESPACED: dict[tuple[str, str], set[str]] = {
     ("modelwerk.io", "trainingruns/status"): {"patch"},
     ("modelwerk.io", "deployments/status"): {"patch"},
     ("batch", "jobs"): WATCH | {"create", "delete", "get", "patch"},
+    ("jobset.x-k8s.io", "jobsets"): WATCH | {"create", "get", "patch"},
     ("", "pods"): WATCH,
     ("", "serviceaccounts"): {"get"},
     ("", "services"): APPLY,
