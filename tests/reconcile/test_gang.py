@@ -105,7 +105,8 @@ async def test_creates_the_indexed_job_and_the_headless_service() -> None:
     assert created["spec"]["parallelism"] == created["spec"]["completions"] == WORKERS
     assert created["spec"]["backoffLimit"] == 0
     assert env(created)["MODELWERK_ATTEMPT"] == "0"
-    assert status_of(world)["workers"] == {"replicas": WORKERS, "attempt": 0, "engine": "IndexedJob"}
+    workers = {"replicas": WORKERS, "attempt": 0, "engine": "IndexedJob"}
+    assert status_of(world)["workers"] == workers
     service = world.kube.find(kinds.SERVICE, RUN, NS)
     assert service is not None
     assert service["spec"]["clusterIP"] == "None"

@@ -32,7 +32,8 @@ async def engine(mgr: Manager, run: TrainingRun, sb: StatusBuilder) -> str | Non
     choice = run.spec.workers.engine
     if choice == WorkersEngine.INDEXED_JOB:
         return ENGINE_INDEXED
-    installed = await mgr.crd_installed(CRD_NAME)
+    # Turned off (env MODELWERK_JOBSET): neither watched nor, by the chart, granted.
+    installed = kinds.enabled(kinds.JOBSET) and await mgr.crd_installed(CRD_NAME)
     if installed:
         return ENGINE_JOBSET
     return None if choice == WorkersEngine.JOB_SET else ENGINE_INDEXED

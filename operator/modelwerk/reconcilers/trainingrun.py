@@ -111,7 +111,10 @@ async def _reconcile(mgr: Manager, obs: Observed, sb: StatusBuilder) -> float | 
     on_jobset = engine == jobset.ENGINE_JOBSET
     kind = kinds.JOBSET if on_jobset else kinds.JOB
     if gang.distributed(run) and engine is None and obs.job is None and not finished(sb.old):
-        missing = f"spec.workers.engine is jobSet and the CRD {CRD_NAME} is not installed"
+        missing = (
+            f"spec.workers.engine is jobSet and the CRD {CRD_NAME} is not installed "
+            "(or the operator's JobSet engine is off: MODELWERK_JOBSET, chart value jobSet.enabled)"
+        )
         sb.condition("Accepted", False, jobset.REASON_NOT_INSTALLED, missing)
         await _write(mgr, body, sb, "Pending")
         return 60.0  # CRDs have no watch here: look again (manager.crd_installed caches a minute)
@@ -278,6 +281,8 @@ async def _failed(
 ) -> float | None:
     job_reason = str(failed.get("reason") or "Failed")
     pod_reason, detail = failure_detail(gang.culprits(obs.run, obs.pods))
+    if gang.distributed(obs.run):
+        detail = gang.first_failure(obs.pods)[1] or detail  # "worker <index>: ..."
     reason = pod_reason if pod_reason and pod_reason not in ("Error", "Completed") else job_reason
     message = str(failed.get("message") or job_reason)
     if detail:
