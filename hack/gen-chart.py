@@ -41,6 +41,9 @@ RBAC = {  # path -> (namespaced kinds?, cluster-wide install?)
     CHART / "files" / "rbac-cluster.yaml": (False, True),
     CHART / "files" / "rbac-cluster-watchnamespaces.yaml": (False, False),
 }
+# Optional engines' kinds (kinds.Kind.enabled_by) -> their rules, granted only with the chart
+# value `<engine>.enabled` (templates/_helpers.tpl).
+OPTIONAL_RBAC = {"JOBSET": CHART / "files" / "rbac-namespaced-jobset.yaml"}
 INSTALL = ROOT / "manifests" / "install.yaml"
 
 RELEASE = "modelwerk"
@@ -152,6 +155,10 @@ def rbac_rules() -> dict[Path, bytes]:
     out = {}
     for path, (namespaced, clusterwide) in RBAC.items():
         rules = kinds.rbac_rules(namespaced=namespaced, clusterwide=clusterwide)
+        body = yaml.safe_dump(rules, sort_keys=False, default_flow_style=None, width=100)
+        out[path] = (RBAC_HEADER + body).encode()
+    for engine, path in OPTIONAL_RBAC.items():
+        rules = kinds.rbac_rules(namespaced=True, enabled_by=engine)
         body = yaml.safe_dump(rules, sort_keys=False, default_flow_style=None, width=100)
         out[path] = (RBAC_HEADER + body).encode()
     return out

@@ -12,6 +12,7 @@ To add a kind: one entry here (and in `ALL`); see docs/design.md.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -83,6 +84,9 @@ class Kind:
     """Further API groups granted the same verbs (Events exist in two)."""
     cache: Cache | None = field(default=None, compare=False)
     """None: never watched, only read or written when needed."""
+    enabled_by: str | None = field(default=None, compare=False)
+    """An engine the operator uses only when enabled (env MODELWERK_<this>, default true; the
+    chart's `<engine>.enabled` value, default false, which also grants its RBAC): JobSet."""
 
     @property
     def group(self) -> str:
@@ -151,6 +155,18 @@ JOB: Final = Kind(
     verbs=WATCH | {"create", "delete", "get", "patch"},
     cache=Cache(projections.job, owner_label=constants.LABEL_TRAININGRUN),
 )
+# A distributed run's JobSet (spec.workers.engine, reconcilers/jobset.py): created once, suspend
+# patched; its CRD may be missing (the cache then stays empty). Its child Jobs and their pods
+# carry the run's label, so the Job and Pod caches hold them too.
+JOBSET: Final = Kind(
+    "jobset.x-k8s.io/v1alpha2",
+    "JobSet",
+    "jobsets",
+    # get: after a create conflict, whose JobSet is it; patch: spec.suspend.
+    verbs=WATCH | {"create", "get", "patch"},
+    cache=Cache(projections.jobset, owner_label=constants.LABEL_TRAININGRUN),
+    enabled_by="JOBSET",
+)
 POD: Final = Kind(
     "v1",
     "Pod",
@@ -204,6 +220,7 @@ ALL: Final[tuple[Kind, ...]] = (
     TRAININGRUN,
     DEPLOYMENT,
     JOB,
+    JOBSET,
     POD,
     SERVICE_ACCOUNT,
     APPS_DEPLOYMENT,
@@ -239,6 +256,13 @@ def of_body(body: Mapping[str, Any]) -> Kind:
     return of(str(body["apiVersion"]), str(body["kind"]))
 
 
+def enabled(kind: Kind) -> bool:
+    """Whether the operator uses the kind at all (watches, caches, creates): see enabled_by."""
+    if kind.enabled_by is None:
+        return True
+    return os.environ.get(f"MODELWERK_{kind.enabled_by}", "true") == "true"
+
+
 class NotGranted(Exception):
     """A request the table grants no verb for: a bug, found before the apiserver's 403."""
 
@@ -257,14 +281,17 @@ def require(kind: Kind, verb: str, subresource: str = "") -> None:
         raise NotGranted(f"{verb} {resource}.{kind.group or 'core'} is not in kinds.py's table")
 
 
-def rbac_rules(*, namespaced: bool, clusterwide: bool = True) -> list[dict[str, Any]]:
+def rbac_rules(
+    *, namespaced: bool, clusterwide: bool = True, enabled_by: str | None = None
+) -> list[dict[str, Any]]:
     """The RBAC rules for the namespaced kinds (a Role per watched namespace, or a ClusterRole),
     or for the cluster-scoped ones (for a cluster-wide install, or one watching `namespaces`
-    only): one rule per kind, and one per status subresource."""
+    only): one rule per kind, and one per status subresource. `enabled_by`: only the kinds of
+    that optional engine (granted by the chart when it is enabled); None: the others."""
     rules: list[dict[str, Any]] = []
     for k in ALL:
         verbs = granted(k, clusterwide=clusterwide)
-        if k.namespaced != namespaced or not verbs:
+        if k.namespaced != namespaced or not verbs or k.enabled_by != enabled_by:
             continue
         rules.append(
             {

@@ -76,6 +76,17 @@ def job(body: Mapping[str, Any]) -> Body:
     }
 
 
+def jobset(body: Mapping[str, Any]) -> Body:
+    spec = body.get("spec") or {}
+    return {
+        "apiVersion": body.get("apiVersion", "jobset.x-k8s.io/v1alpha2"),
+        "kind": "JobSet",
+        "metadata": _meta(body),
+        "spec": {"suspend": spec.get("suspend", False)},
+        "status": dict(body.get("status") or {}),
+    }
+
+
 def pod(body: Mapping[str, Any]) -> Body:
     status = body.get("status") or {}
     return {

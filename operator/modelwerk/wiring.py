@@ -100,6 +100,8 @@ async def sync_caches(mgr: Manager) -> int:
     count = 0
     for kind in ROUTES:
         assert kind.cache is not None
+        if not kinds.enabled(kind):
+            continue
         store = mgr.store(kind)
         selector = kind.cache.owner_label or ""
 

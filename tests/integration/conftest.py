@@ -64,10 +64,12 @@ def wait_established(folder: Path) -> None:
     ]
 
     def established() -> bool:
-        items = json.loads(kubectl("get", "crd", *names, "-o", "json", check=False) or "{}")
+        found = json.loads(kubectl("get", "crd", *names, "-o", "json", check=False) or "{}")
+        # One name: kubectl prints the object itself, not a List.
+        items = found.get("items", [found] if "metadata" in found else [])
         ready = {
             item["metadata"]["name"]
-            for item in items.get("items", [])
+            for item in items
             if any(
                 c.get("type") == "Established" and c.get("status") == "True"
                 for c in (item.get("status") or {}).get("conditions") or []

@@ -169,6 +169,7 @@ SAMPLE_KINDS = [
     ("model.yaml", "models", ["LATEST", "PRODUCTION", "READY"]),
     ("trainingrun.yaml", "trainingruns", ["MODEL", "PHASE", "METRIC", "VERSION"]),
     ("trainingrun-distributed.yaml", "trainingruns", ["MODEL", "PHASE", "METRIC", "VERSION"]),
+    ("trainingrun-jobset.yaml", "trainingruns", ["MODEL", "PHASE", "METRIC", "VERSION"]),
     ("deployment.yaml", "deployments", ["MODEL", "VERSION", "PHASE", "READY"]),
 ]
 

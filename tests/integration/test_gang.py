@@ -35,7 +35,11 @@ INDEX = "batch.kubernetes.io/job-completion-index"
 
 def gang(name: str, **kwargs: Any) -> dict[str, Any]:
     return run_manifest(
-        name, "iris", report=reference_report().text, workers={"replicas": WORKERS}, **kwargs
+        name,
+        "iris",
+        report=reference_report().text,
+        workers={"replicas": WORKERS, "engine": "indexedJob"},
+        **kwargs,
     )
 
 
@@ -97,7 +101,7 @@ def test_four_workers_register_once(namespace: str, operator: OperatorProcess) -
     apply(model_manifest("iris"), namespace)
     apply(gang("dist"), namespace)
     obj = wait_phase(namespace, "dist", "Succeeded", timeout=120)
-    assert obj["status"]["workers"] == {"replicas": WORKERS, "attempt": 0}
+    assert obj["status"]["workers"] == {"replicas": WORKERS, "attempt": 0, "engine": "IndexedJob"}
     assert obj["status"]["reproducibility"]["workers"] == WORKERS
     assert [v["source"]["trainingRun"] for v in versions(namespace)] == ["dist"]
 
@@ -135,7 +139,7 @@ def test_a_failed_worker_restarts_the_gang(namespace: str, operator: OperatorPro
         obj = wait_phase(namespace, "flaky", "Succeeded", timeout=180)
     finally:
         watch.stop()
-    assert obj["status"]["workers"] == {"replicas": WORKERS, "attempt": 1}
+    assert obj["status"]["workers"] == {"replicas": WORKERS, "attempt": 1, "engine": "IndexedJob"}
     assert obj["status"]["reproducibility"]["attempt"] == 1
     assert [v["source"]["trainingRun"] for v in versions(namespace)] == ["flaky"]
     job = get("job", "flaky", namespace)
@@ -160,7 +164,7 @@ def test_budget_exhausted_fails_with_the_workers_reason(
     sim = {"EXIT_CODE": "137", "REASON": "OOMKilled"}
     apply(gang("doomed", backoff_limit=1, sim=sim), namespace)
     obj = wait_phase(namespace, "doomed", "Failed", timeout=180)
-    assert obj["status"]["workers"] == {"replicas": WORKERS, "attempt": 1}
+    assert obj["status"]["workers"] == {"replicas": WORKERS, "attempt": 1, "engine": "IndexedJob"}
     failed = conditions_by_type(obj)["Failed"]
     assert failed["reason"] == "OOMKilled", failed
     assert "137" in failed["message"], failed

@@ -105,7 +105,8 @@ async def test_creates_the_indexed_job_and_the_headless_service() -> None:
     assert created["spec"]["parallelism"] == created["spec"]["completions"] == WORKERS
     assert created["spec"]["backoffLimit"] == 0
     assert env(created)["MODELWERK_ATTEMPT"] == "0"
-    assert status_of(world)["workers"] == {"replicas": WORKERS, "attempt": 0}
+    workers = {"replicas": WORKERS, "attempt": 0, "engine": "IndexedJob"}
+    assert status_of(world)["workers"] == workers
     service = world.kube.find(kinds.SERVICE, RUN, NS)
     assert service is not None
     assert service["spec"]["clusterIP"] == "None"
@@ -149,7 +150,7 @@ async def test_a_failed_worker_restarts_the_whole_gang_after_its_pods_are_gone()
         f"event TrainingRun {RUN} Restarting",
     ]
     status = status_of(world)
-    assert status["workers"] == {"replicas": WORKERS, "attempt": 1}
+    assert status["workers"] == {"replicas": WORKERS, "attempt": 1, "engine": "IndexedJob"}
     assert status["phase"] == "Running"
     running = world.condition(kinds.TRAININGRUN, RUN, "Running")
     assert running == ("False", "Restarting")

@@ -28,6 +28,7 @@ from modelwerk.api import (
     TrainingRunStatus,
 )
 from modelwerk.api.common import parse_duration
+from modelwerk.api.trainingrun import WorkersEngine
 from modelwerk.constants import API_VERSION
 
 SAMPLES = pathlib.Path(__file__).resolve().parents[2] / "manifests" / "samples"
@@ -64,6 +65,16 @@ def test_distributed_trainingrun_sample() -> None:
     assert run.spec.workers.port == 29500
     assert run.spec.distributed()
     assert run.spec.validation is None  # single-pod only
+    assert run.spec.workers.engine == WorkersEngine.INDEXED_JOB
+
+
+def test_jobset_trainingrun_sample() -> None:
+    run = TrainingRun.from_body(sample("trainingrun-jobset"))
+    assert run.spec.workers is not None
+    assert run.spec.workers.engine == WorkersEngine.JOB_SET
+    assert run.spec.distributed()
+    # Worker i's hostname `<run>-workers-0-<i>` stays a DNS label (63 characters).
+    assert len(f"{run.metadata.name}-workers-0-63") <= 63
 
 
 def test_trainingrun_sample() -> None:

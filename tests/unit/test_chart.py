@@ -329,6 +329,12 @@ EXPECTED_CRD_READ = {("apiextensions.k8s.io", "customresourcedefinitions"): {"ge
 EXPECTED_CRD_READ_NAMESPACED = {("apiextensions.k8s.io", "customresourcedefinitions"): {"get"}}
 
 
+# Only with jobSet.enabled=true.
+EXPECTED_JOBSET: dict[tuple[str, str], set[str]] = {
+    ("jobset.x-k8s.io", "jobsets"): WATCH | {"create", "get", "patch"},
+}
+
+
 def grants(rules: Sequence[Doc]) -> dict[tuple[str, str], set[str]]:
     out: dict[tuple[str, str], set[str]] = {}
     for rule in rules:
@@ -417,7 +423,7 @@ def test_rbac_covers_what_the_code_watches_and_applies() -> None:
     """Derived from the code, so a new handler or child kind without RBAC fails here."""
     import modelwerk.handlers  # noqa: F401  (registers the handlers)
 
-    granted = EXPECTED_NAMESPACED | EXPECTED_CRD_READ
+    granted = EXPECTED_NAMESPACED | EXPECTED_CRD_READ | EXPECTED_JOBSET
     registry = kopf.get_default_registry()
     watched = {
         (h.selector.group or "", h.selector.any_name or h.selector.plural)
@@ -433,9 +439,13 @@ def test_rbac_covers_what_the_code_watches_and_applies() -> None:
     for kind in children:
         assert granted.get((kind.group, kind.plural), set()) >= APPLY, f"{kind} is applied"
     # The chart's rules are the table's (hack/gen-chart.py writes them), and grant exactly this.
-    from_table = grants(kinds.rbac_rules(namespaced=True) + kinds.rbac_rules(namespaced=False))
+    optional = kinds.rbac_rules(namespaced=True, enabled_by="JOBSET")
+    from_table = grants(
+        kinds.rbac_rules(namespaced=True) + kinds.rbac_rules(namespaced=False) + optional
+    )
     assert from_table == granted
-    rendered = grants([r for role in of_kind(render(), "ClusterRole") for r in role["rules"]])
+    docs = render("jobSet.enabled=true")
+    rendered = grants([r for role in of_kind(docs, "ClusterRole") for r in role["rules"]])
     assert rendered == granted
 
 
@@ -655,3 +665,21 @@ def test_argocd_application() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_jobset_rbac_only_when_enabled_in_both_install_modes() -> None:
+    for mode in ((), NAMESPACED):
+        docs = render(*mode)
+        dep = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+        assert _env(dep)["MODELWERK_JOBSET"] == "false"
+        roles = [*of_kind(docs, "Role"), *of_kind(docs, "ClusterRole")]
+        assert all(("jobset.x-k8s.io", "jobsets") not in grants(r["rules"]) for r in roles)
+
+        docs = render(*mode, "jobSet.enabled=true")
+        dep = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+        assert _env(dep)["MODELWERK_JOBSET"] == "true"
+        roles = [r for r in of_kind(docs, "Role") if r not in leader_roles(docs)]
+        roles += [r for r in of_kind(docs, "ClusterRole") if "crds" not in r["metadata"]["name"]]
+        assert roles
+        for role in roles:
+            assert grants(role["rules"]) == {**EXPECTED_NAMESPACED, **EXPECTED_JOBSET}

@@ -489,3 +489,16 @@ def test_a_deleted_distributed_run_keeps_its_workers_from_the_lineage() -> None:
     assert plugin_runs.differences(record, {**record, "attempt": 2}) == [
         {"field": "attempt", "a": 0, "b": 2}
     ]
+
+
+def test_a_gangs_record_names_its_engine_and_attempt() -> None:
+    run = {
+        "metadata": {"name": "dist"},
+        "spec": {"workers": {"replicas": 4}},
+        "status": {"workers": {"replicas": 4, "attempt": 2, "engine": "JobSet"}},
+    }
+    record = plugin_runs.run_record(run)
+    assert (record["workers"], record["attempt"], record["engine"]) == (4, 2, "JobSet")
+    assert plugin_runs._workers(record) == "4 JobSet (attempt 2)"
+    single = plugin_runs.run_record({"metadata": {"name": "one"}, "spec": {}, "status": {}})
+    assert plugin_runs._workers(single) == "1"

@@ -89,6 +89,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- fail "files/rbac-namespaced.yaml is missing from the chart (run hack/gen-chart.py)" }}
 {{- end }}
 {{- $rules }}
+{{- if .Values.jobSet.enabled }}
+{{- /* JobSets of distributed runs: granted only when the engine is enabled. */}}
+{{ .Files.Get "files/rbac-namespaced-jobset.yaml" }}
+{{- end }}
 {{- end }}
 
 {{/* Inherently cluster-scoped: the operator checks whether the Seldon and Prometheus Operator

@@ -119,15 +119,31 @@ RENDEZVOUS_ENV: Final = (
 )
 
 
+class WorkersEngine(StrEnum):
+    """What runs a distributed run's gang."""
+
+    AUTO = "auto"
+    """A JobSet if its CRD (jobsets.jobset.x-k8s.io) is installed, else an Indexed Job; taken
+    once, when the run starts."""
+    INDEXED_JOB = "indexedJob"
+    """One Indexed Job per attempt, the gang restarted whole by the operator."""
+    JOB_SET = "jobSet"
+    """One JobSet (sigs.k8s.io/jobset), which restarts the gang itself (failurePolicy.maxRestarts
+    = spec.backoffLimit)."""
+
+
 class Workers(ApiModel):
-    """Several pods training together as one gang (an Indexed Job): worker 0 is the rendezvous
-    master and reports. Every worker runs the same pod: spec.image, command, args, env and
-    resources (one Job, one pod template)."""
+    """Several pods training together as one gang (an Indexed Job, or a JobSet): worker 0 is the
+    rendezvous master and reports. Every worker runs the same pod: spec.image, command, args,
+    env and resources (one Job, one pod template)."""
 
     replicas: Annotated[int, Field(ge=1, le=MAX_WORKERS)]
     """Pods in the gang, 1 to 64 (WORLD_SIZE, PET_NNODES); 1: a plain single-pod run."""
     port: Annotated[int, Field(ge=1, le=65535)] = DEFAULT_MASTER_PORT
     """The rendezvous port on worker 0 (MASTER_PORT, PET_MASTER_PORT)."""
+    engine: WorkersEngine = WorkersEngine.AUTO
+    """`auto` (JobSet when its CRD is installed), `indexedJob` or `jobSet` (the run stays
+    Pending, reason JobSetNotInstalled, until the CRD is there)."""
 
 
 def _spec_rule_workers() -> tuple[JsonDict, ...]:
@@ -310,7 +326,9 @@ class WorkersStatus(StatusModel):
     attempt: int = 0
     """The gang's attempt, from 0 (MODELWERK_ATTEMPT in its pods): a worker's failure ends the
     attempt, and a new one (a new Job) starts, up to spec.backoffLimit times, once every pod of
-    the old one is gone."""
+    the old one is gone. With a JobSet: its status.restarts."""
+    engine: str | None = None
+    """`IndexedJob` or `JobSet`: what runs the gang, chosen when the run starts."""
 
 
 class TrainingRunStatus(StatusModel):

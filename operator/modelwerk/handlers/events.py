@@ -25,6 +25,8 @@ def _handler(kind: Kind) -> Any:
 for _kind in kinds.CACHED:
     if _kind not in wiring.ROUTES:
         continue  # cached for lookups only: nobody is woken by it
+    if not kinds.enabled(_kind):
+        continue  # an engine turned off: not watched (nor granted by the chart)
     assert _kind.cache is not None
     _label = _kind.cache.owner_label
     kopf.on.event(

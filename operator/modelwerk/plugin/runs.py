@@ -77,11 +77,12 @@ def _reason(status: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _gang(workers: Any, attempt: Any) -> JsonObj:
-    """Pods that trained together (1: a single-pod run) and, for a gang, its attempt."""
+def _gang(workers: Any, attempt: Any, engine: Any = None) -> JsonObj:
+    """Pods that trained together (1: a single-pod run) and, for a gang, its attempt and what
+    ran it (IndexedJob or JobSet; the lineage of a deleted run does not say)."""
     if not workers or int(workers) <= 1:
-        return {"workers": 1, "attempt": None}
-    return {"workers": int(workers), "attempt": int(attempt or 0)}
+        return {"workers": 1, "attempt": None, "engine": None}
+    return {"workers": int(workers), "attempt": int(attempt or 0), "engine": engine}
 
 
 def run_record(run: Mapping[str, Any]) -> JsonObj:
@@ -119,6 +120,7 @@ def run_record(run: Mapping[str, Any]) -> JsonObj:
         **_gang(
             gang.get("replicas") or (spec.get("workers") or {}).get("replicas"),
             gang.get("attempt"),
+            gang.get("engine"),
         ),
         "deleted": False,
     }
@@ -242,8 +244,9 @@ def _data(record: Mapping[str, Any]) -> str:
 
 def _workers(record: Mapping[str, Any]) -> str:
     workers = int(record.get("workers") or 1)
-    attempt = record.get("attempt")
-    return f"{workers} (attempt {attempt})" if workers > 1 and attempt else str(workers)
+    attempt, engine = record.get("attempt"), record.get("engine")
+    text = f"{workers} {engine}" if workers > 1 and engine else str(workers)
+    return f"{text} (attempt {attempt})" if workers > 1 and attempt else text
 
 
 def runs_table(records: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> str:

@@ -67,7 +67,11 @@ async def settle(mgr: Manager, obs: Observed, sb: StatusBuilder) -> bool:
     job_attempt = (_label_int(obs.job, LABEL_ATTEMPT) or 0) if obs.job is not None else 0
     # The Job's label wins over a status that lags behind it (never tear down a newer attempt).
     current = max(recorded, job_attempt)
-    sb.status["workers"] = {"replicas": run.spec.workers.replicas, "attempt": current}
+    sb.status["workers"] = {
+        "replicas": run.spec.workers.replicas,
+        "attempt": current,
+        "engine": "IndexedJob",
+    }
     stale_job = obs.job is not None and job_attempt < current
     if obs.job is not None and stale_job:
         meta = obs.job["metadata"]

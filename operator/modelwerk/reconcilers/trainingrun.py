@@ -13,6 +13,7 @@ from modelwerk import k8s, kinds, registry
 from modelwerk.api.model import Model
 from modelwerk.api.trainingrun import TrainingRun
 from modelwerk.builders.job import OutputError, build_job, job_name
+from modelwerk.builders.jobset import CRD_NAME, build_jobset
 from modelwerk.controller import Controller, Watch, dependents, itself, owner
 from modelwerk.evaluation import evaluate, lineage
 from modelwerk.jobstate import (
@@ -32,7 +33,7 @@ from modelwerk.jobstate import (
     unschedulable,
 )
 from modelwerk.manager import Manager
-from modelwerk.reconcilers import gang, refusals, validation
+from modelwerk.reconcilers import gang, jobset, refusals, validation
 from modelwerk.reconcilers.common import StatusBuilder, write_status
 from modelwerk.reconcilers.netpol import ensure_training_policy
 from modelwerk.reconcilers.registration import register_version
@@ -106,12 +107,29 @@ async def _reconcile(mgr: Manager, obs: Observed, sb: StatusBuilder) -> float | 
         await _write(mgr, body, sb, "Pending")
         return None  # the Model's watch event wakes this run
 
-    if gang.distributed(run) and not await gang.settle(mgr, obs, sb):
+    engine = await jobset.engine(mgr, run, sb) if gang.distributed(run) else None
+    on_jobset = engine == jobset.ENGINE_JOBSET
+    kind = kinds.JOBSET if on_jobset else kinds.JOB
+    if gang.distributed(run) and engine is None and obs.job is None and not finished(sb.old):
+        missing = (
+            f"spec.workers.engine is jobSet and the CRD {CRD_NAME} is not installed "
+            "(or the operator's JobSet engine is off: MODELWERK_JOBSET, chart value jobSet.enabled)"
+        )
+        sb.condition("Accepted", False, jobset.REASON_NOT_INSTALLED, missing)
+        await _write(mgr, body, sb, "Pending")
+        return 60.0  # CRDs have no watch here: look again (manager.crd_installed caches a minute)
+    if on_jobset:
+        jobset.settle(mgr, obs, sb)
+    elif gang.distributed(run) and not await gang.settle(mgr, obs, sb):
         return await _write(mgr, body, sb, "Running")  # an old attempt's pods are going
     job = obs.job
     if job is None and not finished(sb.old):
         try:
-            desired = build_job(run, body, obs.model, gang.attempt(sb))
+            desired = (
+                build_jobset(run, body, obs.model)
+                if on_jobset
+                else build_job(run, body, obs.model, gang.attempt(sb))
+            )
         except OutputError as err:
             sb.condition("Accepted", False, "NoOutputLocation", str(err))
             await _write(mgr, body, sb, "Pending")
@@ -125,15 +143,15 @@ async def _reconcile(mgr: Manager, obs: Observed, sb: StatusBuilder) -> float | 
         try:
             job = await mgr.kube.create(desired)
         except k8s.Conflict:
-            job = await mgr.kube.get(kinds.JOB, desired["metadata"]["name"], run.metadata.namespace)
+            job = await mgr.kube.get(kind, desired["metadata"]["name"], run.metadata.namespace)
         except k8s.Invalid as err:
             # Admission (Pod Security, quota, policy) refused what the run asks for.
             sb.condition("JobCreated", False, "JobRejected", err.message)
             await _write(mgr, body, sb, "Failed")
             return None
         if job is not None:
-            mgr.store(kinds.JOB).upsert(job)
-            if gang.distributed(run):
+            mgr.store(kind).upsert(job)
+            if gang.distributed(run) and not on_jobset:
                 await gang.ensure_service(mgr, run, body)
     if job is None:
         return await _write(mgr, body, sb, sb.old.get("phase") or "Pending")
@@ -144,22 +162,24 @@ async def _reconcile(mgr: Manager, obs: Observed, sb: StatusBuilder) -> float | 
             "JobCreated",
             False,
             "NameConflict",
-            f"a Job named {job['metadata']['name']} exists and is not this run's",
+            f"a {kind.kind} named {job['metadata']['name']} exists and is not this run's",
         )
         return await _write(mgr, body, sb, "Failed")
     sb.condition("Accepted", True, "Accepted", "spec is valid")
-    sb.condition("JobCreated", True, "JobCreated", f"Job {job['metadata']['name']}")
+    sb.condition("JobCreated", True, "JobCreated", f"{kind.kind} {job['metadata']['name']}")
     sb.status["jobName"] = job["metadata"]["name"]
 
     # suspend is the one mutable field: carry it to the Job (a merge patch of that field only).
     if bool((job.get("spec") or {}).get("suspend")) != run.spec.suspend and not job_finished(job):
         job = await mgr.kube.patch(
-            kinds.JOB,
+            kind,
             job["metadata"]["name"],
             run.metadata.namespace,
             {"spec": {"suspend": run.spec.suspend}},
         )
-        mgr.store(kinds.JOB).upsert(job)
+        mgr.store(kind).upsert(job)
+    if on_jobset:
+        job = jobset.as_job(job)  # read like a Job from here on
 
     jstatus = job.get("status") or {}
     pods = obs.pods
@@ -186,7 +206,7 @@ async def _reconcile(mgr: Manager, obs: Observed, sb: StatusBuilder) -> float | 
     failed = job_condition(job, "Failed")
     complete = job_condition(job, "Complete")
     if failed is not None:
-        if gang.distributed(run) and gang.restart(obs, sb, failed):
+        if gang.distributed(run) and not on_jobset and gang.restart(obs, sb, failed):
             # Status first: an operator restarted before the delete still knows the attempt.
             requeue = await _write(mgr, body, sb, "Running")
             restarting = get_condition(sb.status["conditions"], "Running") or {}
@@ -261,6 +281,8 @@ async def _failed(
 ) -> float | None:
     job_reason = str(failed.get("reason") or "Failed")
     pod_reason, detail = failure_detail(gang.culprits(obs.run, obs.pods))
+    if gang.distributed(obs.run):
+        detail = gang.first_failure(obs.pods)[1] or detail  # "worker <index>: ..."
     reason = pod_reason if pod_reason and pod_reason not in ("Error", "Completed") else job_reason
     message = str(failed.get("message") or job_reason)
     if detail:
@@ -413,6 +435,7 @@ CONTROLLER = Controller(
     watches=(
         Watch(KIND, itself),
         Watch(kinds.JOB, owner(kinds.JOB)),
+        Watch(kinds.JOBSET, owner(kinds.JOBSET)),
         Watch(kinds.POD, owner(kinds.POD)),
         # Runs waiting for their Model (ModelNotFound), or gated on one of its aliases.
         Watch(kinds.MODEL, dependents(KIND, kinds.BY_MODEL)),
