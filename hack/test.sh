@@ -37,6 +37,9 @@ real_node() { # brings up the real-node cluster and imports the images its tests
   eval "$(hack/cluster.sh env)"
   # The operator image too: tests/node/test_installed.py installs it with the chart.
   hack/images.sh import trainer model-server operator >/dev/null
+  # ... and the Prometheus Operator and Prometheus from their pinned Go modules (cached).
+  hack/build-component.sh prometheus-operator >/dev/null
+  hack/build-component.sh prometheus >/dev/null
 }
 
 echo "== pytest"

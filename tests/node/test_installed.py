@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.helpers import hold
-from tests.integration.cluster import apply, get, kubectl, wait_for
+from tests.e2e.helpers import hold, http_json
+from tests.integration.cluster import apply, get, get_list, kubectl, wait_for
 from tests.integration.test_security import as_user, author_role, refused
 from tests.integration.trainingruns import (
     conditions_by_type,
@@ -28,6 +28,7 @@ from tests.integration.trainingruns import (
     wait_condition,
     wait_phase,
 )
+from tests.node import monitoring
 from tests.node.conftest import Image, RealNode
 from tests.node.installed import (
     Installed,
@@ -44,6 +45,8 @@ from tests.node.test_training import TRAIN, _model, _run
 
 @pytest.fixture(scope="module")
 def installed(real_node: RealNode, crds: None, images: dict[str, Image]) -> Iterator[Installed]:
+    # Prometheus Operator's CRDs first: the operator then makes ServiceMonitors and rules.
+    monitoring.install_crds()
     release = Installed(real_node_namespace("op"), operator_image())
     image_ids = set(real_node.ctr("images", "ls", "-q").split())
     assert release.operator.image_id in image_ids, "hack/images.sh import operator"
@@ -173,6 +176,84 @@ def test_a_user_without_secret_rbac_gets_none_through_the_operator(
         assert not any(
             "valueFrom" in e and "secretKeyRef" in e["valueFrom"] for e in c.get("env") or []
         )
+
+
+@pytest.fixture(scope="module")
+def prometheus_operator(
+    installed: Installed, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Path]]:
+    """The real Prometheus Operator watching the cluster, a `Prometheus` resource in its own
+    namespace; yields that namespace and a work folder."""
+    workdir = tmp_path_factory.mktemp("monitoring")
+    namespace = real_node_namespace("mon")
+    # Its StatefulSet's pods go to kwok nodes (this namespace is not opted in to the real node).
+    kubectl("annotate", "namespace", namespace, "scheduler.alpha.kubernetes.io/node-selector-")
+    kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce-")
+    proc = monitoring.PrometheusOperator(monitoring.component_bin("prometheus-operator"), workdir)
+    proc.start()
+    token = monitoring.prometheus_access(namespace, workdir)
+    apply(monitoring.prometheus_resource(namespace, token), namespace)
+    yield namespace, workdir
+    proc.stop()
+    kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+    kubectl("delete", "clusterrole,clusterrolebinding", f"{namespace}-prometheus", check=False)
+
+
+def test_prometheus_scrapes_the_serving_pods_through_the_generated_config(
+    real_node: RealNode,
+    namespace: str,
+    installed: Installed,
+    models_claim: Path,
+    images: dict[str, Image],
+    prometheus_operator: tuple[str, Path],
+) -> None:
+    """No hand-written scrape config: the operator's ServiceMonitor, turned into Prometheus'
+    configuration by the Prometheus Operator, is what finds the serving pods on the node."""
+    mon, workdir = prometheus_operator
+    _lifecycle(namespace, models_claim, images, "iris-m")
+    (monitor,) = get_list("servicemonitors.monitoring.coreos.com", namespace)
+    job = f"serviceMonitor/{namespace}/{monitor['metadata']['name']}/"
+    config = monitoring.wait_config_has(mon, job)
+    wait_for(
+        "the generated rules in a ConfigMap",
+        lambda: any(
+            namespace in key
+            for cm in get_list("configmaps", mon, f"prometheus-name={monitoring.NAME}")
+            for key in (cm.get("data") or {})
+        ),
+        timeout=60,
+    )
+    prom, port = monitoring.prometheus(config, mon, workdir)
+    prom.start()
+    try:
+        base = f"http://127.0.0.1:{port}/api/v1"
+        for _ in range(5):
+            predict(namespace, "iris", SAMPLES)
+        pods = get_list("pods", namespace, "modelwerk.io/deployment=iris")
+        ips = {p["status"]["podIP"] for p in pods if p["spec"]["nodeName"] == real_node.name}
+        assert ips, pods
+        selector = (
+            f'namespace="{namespace}",modelwerk_deployment="iris",'
+            'modelwerk_version="1",modelwerk_ready="true"'
+        )
+        query = f"modelwerk_feature_value_count_total{{{selector}}}"
+
+        def series() -> list[Any] | None:
+            found = http_json(f"{base}/query", params={"query": query})["data"]["result"]
+            return found or None
+
+        found = wait_for("the serving pods' series in Prometheus", series, timeout=120, interval=2)
+        assert {s["metric"]["instance"].rsplit(":", 1)[0] for s in found} <= ips, found
+        assert sum(float(s["value"][1]) for s in found) >= 5 * len(SAMPLES) * 4
+        targets = http_json(f"{base}/targets")["data"]["activeTargets"]
+        ours = [t for t in targets if t["labels"].get("job", "").startswith("iris") or
+                t["scrapePool"].startswith(job)]  # fmt: skip
+        assert ours, targets
+        assert all(t["health"] == "up" for t in ours), ours
+        groups = http_json(f"{base}/rules")["data"]["groups"]
+        assert any(namespace in g["file"] for g in groups), [g["file"] for g in groups]
+    finally:
+        prom.stop()
 
 
 def test_watch_namespaces_mode_serves_only_its_namespaces(
