@@ -10,9 +10,11 @@ because no Prometheus image is built here; from this machine the real node's pod
 routable, so its scrapes reach the serving pods. It is Prometheus built from its Go module
 (`hack/build-component.sh prometheus`, the version the Prometheus Operator's module requires):
 Debian's package is built without Kubernetes service discovery (`kubernetes_sd_configs` is an
-unknown field to it), which the generated configuration uses. The only paths rewritten are the
-rule files' directory (the ConfigMaps' content is written where the config expects a mounted
-volume). It discovers targets through the apiserver (kubernetes_sd, role endpoints) with a
+unknown field to it), which the generated configuration uses. Two edits only, what
+the pod's volumes and its config-reloader would do: the rule files' directory (the ConfigMaps'
+content is written where the config expects a mounted volume) and the reloader's `$(SHARD)` /
+`$(POD_NAME)` expansion. It discovers targets through the apiserver (kubernetes_sd, role
+endpoints) with a
 ServiceAccount token, as set in the Prometheus resource's `apiserverConfig`.
 """
 
@@ -205,8 +207,12 @@ def prometheus(config: dict[str, Any], namespace: str, workdir: Path) -> tuple[S
     config["rule_files"] = [
         str(f).replace(RULES_DIR, str(rules), 1) for f in config.get("rule_files") or []
     ]
+    # What the config-reloader beside Prometheus does: expand $(VAR) from its pod's environment
+    # (SHARD keeps this shard's targets after the hashmod relabeling; POD_NAME is a label).
+    text = yaml.safe_dump(config, sort_keys=False)
+    text = text.replace("$(SHARD)", "0").replace("$(POD_NAME)", f"prometheus-{NAME}-0")
     path = workdir / "prometheus.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    path.write_text(text)
     storage = workdir / "data"
     storage.mkdir(exist_ok=True)
     port = free_port()

@@ -242,14 +242,25 @@ def test_prometheus_scrapes_the_serving_pods_through_the_generated_config(
             found = http_json(f"{base}/query", params={"query": query})["data"]["result"]
             return found or None
 
-        found = wait_for("the serving pods' series in Prometheus", series, timeout=120, interval=2)
+        def scraped() -> list[Any] | None:
+            targets = http_json(f"{base}/targets")["data"]["activeTargets"]
+            ours = [t for t in targets if t["scrapePool"].startswith(job)]
+            return ours if ours and all(t["health"] == "up" for t in ours) else None
+
+        def dropped() -> list[dict[str, str]]:
+            data = http_json(f"{base}/targets", params={"state": "dropped"})["data"]
+            return [
+                {k: v for k, v in t["discoveredLabels"].items() if "service" in k or "port" in k}
+                for t in data["droppedTargets"]
+            ]
+
+        try:
+            wait_for("the serving pods scraped", scraped, timeout=120, interval=2)
+        except AssertionError as err:
+            raise AssertionError(f"{err}; dropped: {dropped()}") from None
+        found = wait_for("the serving pods' series", series, timeout=60, interval=2)
         assert {s["metric"]["instance"].rsplit(":", 1)[0] for s in found} <= ips, found
         assert sum(float(s["value"][1]) for s in found) >= 5 * len(SAMPLES) * 4
-        targets = http_json(f"{base}/targets")["data"]["activeTargets"]
-        ours = [t for t in targets if t["labels"].get("job", "").startswith("iris") or
-                t["scrapePool"].startswith(job)]  # fmt: skip
-        assert ours, targets
-        assert all(t["health"] == "up" for t in ours), ours
         groups = http_json(f"{base}/rules")["data"]["groups"]
         assert any(namespace in g["file"] for g in groups), [g["file"] for g in groups]
     finally:
