@@ -80,7 +80,11 @@ up() {
   if [ "$real_node" = 1 ]; then
     # kwok keeps to the fake nodes; the apiserver reaches the real kubelet (logs, exec).
     config=$(mktemp -t modelwerk-kwokctl.XXXX.yaml)
-    sed "s|@PKI@|$pki|g" "$here/kwok/kwokctl.yaml" "$here/kwok/real-node-patches.yaml" >"$config"
+    # Pods on it reach the apiserver as in-cluster clients do: the `kubernetes` Service's
+    # ClusterIP (10.0.0.1, the first of kwokctl's service range), which must be in the serving
+    # certificate's names.
+    sed -e "s|@PKI@|$pki|g" -e 's|^  bindAddress: 127.0.0.1$|&\n  kubeApiserverCertSANs: [10.0.0.1]|' \
+      "$here/kwok/kwokctl.yaml" "$here/kwok/real-node-patches.yaml" >"$config"
   fi
   KWOK_KUBE_VERSION=$KUBE_VERSION kwokctl --name "$name" create cluster "${extra[@]}" \
     --config "$config" \

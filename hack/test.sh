@@ -42,9 +42,11 @@ real_node() { # brings up the real-node cluster and imports the images its tests
   export MODELWERK_CLUSTER=$node_cluster MODELWERK_REAL_NODE=1
   hack/cluster.sh up >/dev/null
   eval "$(hack/cluster.sh env)"
-  hack/images.sh import trainer model-server >/dev/null
-  # tests/images also runs the operator image (not imported: nothing on the node runs it yet).
-  hack/images.sh build operator >/dev/null
+  # The operator image too: tests/node/test_installed.py installs it with the chart.
+  hack/images.sh import trainer model-server operator >/dev/null
+  # ... and the Prometheus Operator and Prometheus from their pinned Go modules (cached).
+  hack/build-component.sh prometheus-operator >/dev/null
+  hack/build-component.sh prometheus >/dev/null
 }
 
 echo "== pytest"

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, cast
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -94,6 +97,9 @@ def _run(args: argparse.Namespace) -> None:
         namespaces=config.namespaces,
         liveness_endpoint=f"http://{config.http_host}:{config.health_port}/healthz",
         memo=kopf.Memo(config=config),
+        # kopf's default identity calls getpass.getuser(), which raises for a uid without a
+        # passwd entry: the image's 65532. Peering is off; the identity only names this process.
+        identity=cast(Any, f"{socket.gethostname()}@{os.getpid()}"),  # kopf: NewType of str
     )
     sys.exit(0)
 

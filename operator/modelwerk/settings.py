@@ -7,7 +7,10 @@ writes to the watched objects.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -67,8 +70,18 @@ def connection_info(**kwargs: Any) -> kopf.ConnectionInfo | None:
     """In a pod: the service account; elsewhere: the kubeconfig (KUBECONFIG or ~/.kube/config)."""
     info = kopf.login_with_service_account(**kwargs)
     if info is not None:
-        return info
+        return dataclasses.replace(info, server=in_cluster_server(os.environ) or info.server)
     return kopf.login_with_kubeconfig(**kwargs)
+
+
+def in_cluster_server(environ: Mapping[str, str]) -> str | None:
+    """The apiserver as client-go's in-cluster config finds it: the `kubernetes` Service's
+    address from the variables the kubelet sets. kopf's own default, kubernetes.default.svc,
+    needs cluster DNS, which not every cluster runs (the local one with a real node has none)."""
+    host, port = environ.get("KUBERNETES_SERVICE_HOST"), environ.get("KUBERNETES_SERVICE_PORT")
+    if not host or not port:
+        return None
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
 
 
 def quiet_loggers(verbose: bool) -> None:
