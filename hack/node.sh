@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One real node beside the kwok nodes (hack/cluster.sh calls this when MODELWERK_REAL_NODE=1):
-# Debian's containerd + runc + CNI bridge, and a kubelet and kube-proxy built from the pinned
-# Kubernetes module. The facts behind each setting: ../shared/design/REAL-NODE.md (cgroup v1,
+# Debian's containerd + runc + CNI bridge, a kubelet and kube-proxy built from the pinned
+# Kubernetes module, and CoreDNS (hack/components/coredns) as the cluster DNS. The facts behind each setting: ../shared/design/REAL-NODE.md (cgroup v1,
 # no CAP_SYS_RESOURCE, no registry).
 #
 #   hack/node.sh check CLUSTER          fail if another cluster's real node runs on this machine
@@ -29,6 +29,7 @@ pod_cidr=10.244.0.0/16
 pause_image=localhost/modelwerk-pause:1
 # Ports above 20000 so they collide with nothing a host usually runs.
 kubelet_port=20250 kubelet_healthz=20248 stream_port=20010 proxy_healthz=20256 proxy_metrics=20249
+dns_ready=20181 # CoreDNS's readiness; it answers queries on port 53 of the node's address
 start=$(date +%s)
 say() { echo "[node +$(( $(date +%s) - start ))s] $*" >&2; }
 die() { say "$*"; exit 1; }
@@ -42,9 +43,10 @@ alive() { # name
   [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] && [[ "$(tr '\0' ' ' <"/proc/$pid/cmdline")" == *"$1"* ]]
 }
 owner() { cat "$run/owner" 2>/dev/null || true; }
-# Up means: `up` got to its end (a killed `up` leaves no marker) and all three still run.
+# Up means: `up` got to its end (a killed `up` leaves no marker) and all four still run.
 running_for() {
-  [ "$(owner)" = "$1" ] && [ -f "$run/ready" ] && alive containerd && alive kubelet && alive kube-proxy
+  [ "$(owner)" = "$1" ] && [ -f "$run/ready" ] && alive containerd && alive kubelet && alive kube-proxy &&
+    alive coredns
 }
 
 check() { # cluster
@@ -125,7 +127,24 @@ EOF
   "ipam": {"type": "host-local", "ranges": [[{"subnet": "$pod_cidr"}]],
            "routes": [{"dst": "0.0.0.0/0"}], "dataDir": "$lib/cni/ipam"}}]}
 EOF
-  # No cluster DNS: Service names do not resolve in pods; they reach Services by ClusterIP.
+  # The cluster DNS: CoreDNS on the host, serving cluster.local from the apiserver (Services,
+  # and a headless Service's pod hostnames: a distributed run's workers), everything else
+  # forwarded to the host's resolver. Pods reach it on the node's address (kubelet clusterDNS).
+  cat >"$run/Corefile" <<EOF
+.:53 {
+    bind $ip
+    errors
+    ready 127.0.0.1:$dns_ready
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+        kubeconfig $kubeconfig
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+    }
+    forward . /etc/resolv.conf
+    cache 5
+}
+EOF
+  # Pods with dnsPolicy Default (and the kubelet's own lookups) get no resolver of the host's.
   echo "nameserver 127.0.0.1" >"$lib/resolv.conf"
   cat >"$run/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
@@ -145,6 +164,8 @@ readOnlyPort: 0
 protectKernelDefaults: false
 failSwapOn: false
 resolvConf: $lib/resolv.conf
+clusterDNS: [$ip]
+clusterDomain: cluster.local
 podLogsDir: $lib/pod-logs
 volumePluginDir: $lib/volume-plugins
 # Else the kubelet adds a DROP rule for 127.0.0.0/8 to the host's firewall.
@@ -193,15 +214,16 @@ wait_for() { # description timeout command...
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 up() { # cluster kubeconfig pki-dir
-  local cluster=$1 kubeconfig=$2 pki=$3 ip bin p
+  local cluster=$1 kubeconfig=$2 pki=$3 ip bin dns_bin p
   check "$cluster"
   bin=$(MODELWERK_REAL_NODE=1 "$here/build-tools.sh" | tail -n 1)
+  dns_bin=$("$here/build-component.sh" coredns | tail -n 1)
   for p in containerd runc nft iptables umoci; do
     command -v "$p" >/dev/null || die "$p not installed: run MODELWERK_REAL_NODE=1 hack/bootstrap.sh"
   done
   # Whatever a killed or rebooted run left behind goes first, so every start is a clean one.
   teardown
-  for p in $kubelet_port $kubelet_healthz $stream_port $proxy_healthz $proxy_metrics; do
+  for p in $kubelet_port $kubelet_healthz $stream_port $proxy_healthz $proxy_metrics $dns_ready; do
     port_free "$p" || die "port $p is in use; the real node needs it"
   done
   ip=$(ip -4 route get 1 | awk '{for (i = 1; i < NF; i++) if ($i == "src") print $(i + 1)}')
@@ -222,6 +244,10 @@ up() { # cluster kubeconfig pki-dir
   local images
   images=$(ctr_ images ls -q)
   grep -qx "$pause_image" <<<"$images" || die "pause image $pause_image missing after import"
+
+  say "CoreDNS $("$dns_bin/coredns" -version | awk 'NR==1{print $1}') on $ip:53"
+  spawn coredns "$dns_bin/coredns" -conf "$run/Corefile"
+  wait_for "CoreDNS ready" 60 curl -sf "http://127.0.0.1:$dns_ready/ready"
 
   say "kubelet and kube-proxy $("$bin/kubelet" --version | awk '{print $2}') as node $node_name ($ip)"
   spawn kubelet "$bin/kubelet" --config "$run/kubelet.yaml" --kubeconfig "$kubeconfig" \
@@ -298,7 +324,8 @@ teardown() {
   if [ -n "$kubeconfig" ] && alive containerd && alive kubelet; then drain "$kubeconfig"; fi
   stop kubelet
   stop kube-proxy
-  say "kubelet and kube-proxy stopped"
+  stop coredns
+  say "kubelet, kube-proxy and CoreDNS stopped"
   # Removes the nftables (and any iptables) rules kube-proxy made.
   if [ -f "$run/bin" ]; then "$(cat "$run/bin")/kube-proxy" --cleanup --v=0 >/dev/null 2>&1 || true; fi
   if alive containerd; then
