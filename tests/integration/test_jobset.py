@@ -113,11 +113,6 @@ def test_four_workers_on_a_jobset_register_once(
     assert service["spec"]["clusterIP"] == "None"
 
 
-@pytest.mark.xfail(
-    reason="kwok's FAIL_WORKER simulation does not fail a JobSet's worker yet (the run succeeds "
-    "on its first attempt): the restart path is proven in the reconcile tier only",
-    strict=False,
-)
 def test_a_failed_worker_restarts_the_jobset_gang(
     js_namespace: str, jobset_operator: OperatorProcess
 ) -> None:
@@ -134,11 +129,6 @@ def test_a_failed_worker_restarts_the_jobset_gang(
     assert {p["metadata"]["labels"][RESTART] for p in pods} == {"1"}
 
 
-@pytest.mark.xfail(
-    reason="kwok's FAIL_WORKER simulation does not fail a JobSet's worker yet (the run succeeds "
-    "on its first attempt): the restart path is proven in the reconcile tier only",
-    strict=False,
-)
 def test_budget_exhausted_fails_with_the_workers_reason(
     js_namespace: str, jobset_operator: OperatorProcess
 ) -> None:
