@@ -411,7 +411,16 @@ def test_operator_runs_with_the_charts_service_account(
     try:
         sa = service_account(release_ns).rsplit(":", 1)[1]
         config = token_kubeconfig(tmp_path / "kubeconfig", release_ns, sa)
-        operator = OperatorProcess(str(config), tmp_path / "operator.log", "-v", "-n", watched)
+        # MODELWERK_JOBSET as the chart sets it by default (jobSet.enabled=false): no JobSet
+        # RBAC, so no JobSet watch (test_jobset.py installs the CRD).
+        operator = OperatorProcess(
+            str(config),
+            tmp_path / "operator.log",
+            "-v",
+            "-n",
+            watched,
+            env={"MODELWERK_JOBSET": "false"},
+        )
         # Every kind's CRD before the start: kopf watches a kind only if its CRD exists then.
         with gateway_api_crds():
             operator.start()

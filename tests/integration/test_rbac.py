@@ -162,6 +162,9 @@ def test_the_operator_uses_every_verb_it_is_granted_and_no_other(
                     "MODELWERK_WEBHOOK_TOKEN_FILE": str(tmp_path / "webhook-token"),
                     # networkpolicies create (a run's), patch and delete (a Deployment's).
                     **NETWORK_POLICY_OPTION,
+                    # As the chart sets it by default (jobSet.enabled=false): no JobSet
+                    # RBAC, so no JobSet watch (test_jobset.py installs the CRD).
+                    "MODELWERK_JOBSET": "false",
                 },
             )
             operator.start()
