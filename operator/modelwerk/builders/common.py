@@ -45,6 +45,18 @@ def owner_reference(owner: Mapping[str, Any]) -> Manifest:
     }
 
 
+def child_metadata(
+    name: str, namespace: str | None, owner: Mapping[str, Any], labels: dict[str, str]
+) -> Manifest:
+    """The metadata of a child the operator owns: garbage-collected with `owner`."""
+    return {
+        "name": name,
+        "namespace": namespace,
+        "labels": labels,
+        "ownerReferences": [owner_reference(owner)],
+    }
+
+
 def base_labels(component: str, **extra: str | None) -> dict[str, str]:
     labels = {
         constants.LABEL_MANAGED_BY: constants.MANAGED_BY,

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from modelwerk import contract, naming
 from modelwerk.api.deployment import Deployment
-from modelwerk.builders.common import Manifest, owner_reference
+from modelwerk.builders.common import Manifest, child_metadata
 from modelwerk.builders.modelserver import (
     ServedVersion,
     deployment_labels,
@@ -40,17 +40,6 @@ def version_deployment_name(deployment_name: str, number: int) -> str:
 
 def endpoint(dep: Deployment) -> str:
     return f"http://{dep.metadata.name}.{dep.metadata.namespace}.svc:{contract.PORT}"
-
-
-def _metadata(
-    name: str, dep: Deployment, owner: Mapping[str, Any], labels: dict[str, str]
-) -> Manifest:
-    return {
-        "name": name,
-        "namespace": dep.metadata.namespace,
-        "labels": labels,
-        "ownerReferences": [owner_reference(owner)],
-    }
 
 
 def build_version_deployment(
@@ -90,7 +79,9 @@ def build_version_deployment(
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
-            "metadata": _metadata(name, dep, owner, version_labels(dep, served)),
+            "metadata": child_metadata(
+                name, dep.metadata.namespace, owner, version_labels(dep, served)
+            ),
             "spec": spec,
         }
     )
@@ -101,7 +92,9 @@ def build_service(dep: Deployment, owner: Mapping[str, Any]) -> Manifest:
         {
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": _metadata(dep.metadata.name or "", dep, owner, deployment_labels(dep)),
+            "metadata": child_metadata(
+                dep.metadata.name or "", dep.metadata.namespace, owner, deployment_labels(dep)
+            ),
             "spec": {
                 "type": "ClusterIP",
                 # Both tracks: the canary's share of traffic is its share of ready pods.
@@ -133,7 +126,9 @@ def build_hpa(
         {
             "apiVersion": "autoscaling/v2",
             "kind": "HorizontalPodAutoscaler",
-            "metadata": _metadata(name, dep, owner, version_labels(dep, served)),
+            "metadata": child_metadata(
+                name, dep.metadata.namespace, owner, version_labels(dep, served)
+            ),
             "spec": {
                 "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
                 "minReplicas": low,
@@ -164,7 +159,9 @@ def build_pdb(dep: Deployment, owner: Mapping[str, Any]) -> Manifest | None:
         {
             "apiVersion": "policy/v1",
             "kind": "PodDisruptionBudget",
-            "metadata": _metadata(dep.metadata.name or "", dep, owner, deployment_labels(dep)),
+            "metadata": child_metadata(
+                dep.metadata.name or "", dep.metadata.namespace, owner, deployment_labels(dep)
+            ),
             "spec": {
                 "minAvailable": dep.spec.pdb.min_available,
                 "selector": {"matchLabels": serving_selector(dep)},

@@ -18,7 +18,7 @@ from typing import Any
 from modelwerk import constants
 from modelwerk.api.deployment import Deployment
 from modelwerk.api.trainingrun import TrainingRun
-from modelwerk.builders.common import Manifest, base_labels, owner_reference
+from modelwerk.builders.common import Manifest, base_labels, child_metadata
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 DNS_EGRESS: Manifest = {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
@@ -77,12 +77,7 @@ def _policy(
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": labels,
-            "ownerReferences": [owner_reference(owner)],
-        },
+        "metadata": child_metadata(name, namespace, owner, labels),
         "spec": {"policyTypes": ["Ingress", "Egress"], **spec},
     }
 

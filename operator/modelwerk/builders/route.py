@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from modelwerk import contract, naming
 from modelwerk.api.deployment import Deployment
-from modelwerk.builders.common import Manifest, owner_reference
+from modelwerk.builders.common import Manifest, child_metadata
 from modelwerk.builders.modelserver import (
     ServedVersion,
     deployment_labels,
@@ -69,17 +69,6 @@ def weights(
     return [Backend(stable, 100 - share), Backend(canary, share)]
 
 
-def _metadata(
-    name: str, dep: Deployment, owner: Mapping[str, Any], labels: dict[str, str]
-) -> Manifest:
-    return {
-        "name": name,
-        "namespace": dep.metadata.namespace,
-        "labels": labels,
-        "ownerReferences": [owner_reference(owner)],
-    }
-
-
 def build_version_service(
     dep: Deployment, owner: Mapping[str, Any], served: ServedVersion
 ) -> Manifest:
@@ -90,7 +79,9 @@ def build_version_service(
         {
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": _metadata(name, dep, owner, pod_labels(dep, served)),
+            "metadata": child_metadata(
+                name, dep.metadata.namespace, owner, pod_labels(dep, served)
+            ),
             "spec": {
                 "type": "ClusterIP",
                 "selector": version_selector(dep, served),
@@ -154,7 +145,7 @@ def build_http_route(
         {
             "apiVersion": GATEWAY_API_VERSION,
             "kind": "HTTPRoute",
-            "metadata": _metadata(name, dep, owner, deployment_labels(dep)),
+            "metadata": child_metadata(name, dep.metadata.namespace, owner, deployment_labels(dep)),
             "spec": spec,
         }
     )
