@@ -58,6 +58,11 @@ async def register_version(
     return version
 
 
+def _promoted(body: Mapping[str, Any], version: int) -> bool:
+    promotions = (body.get("status") or {}).get("canaryPromotions") or []
+    return any(int(p["version"]) == version for p in promotions)
+
+
 async def record_canary_promotion(
     mgr: Manager, body: Mapping[str, Any], version: int, deployment: str
 ) -> Mapping[str, Any]:
@@ -65,20 +70,14 @@ async def record_canary_promotion(
     before (the first promotion stays): the evidence of protected aliases' requireCanary."""
 
     def compute(current: Mapping[str, Any]) -> dict[str, Any] | None:
-        status = dict(current.get("status") or {})
-        promoted = list(status.get("canaryPromotions") or [])
-        if any(int(p["version"]) == version for p in promoted):
+        if _promoted(current, version):
             return None
+        status = dict(current.get("status") or {})
         entry = {"version": version, "deployment": deployment, "at": mgr.timestamp()}
-        return {
-            **status,
-            "canaryPromotions": sorted([*promoted, entry], key=lambda p: p["version"]),
-        }
+        promotions = [*(status.get("canaryPromotions") or []), entry]
+        return {**status, "canaryPromotions": sorted(promotions, key=lambda p: p["version"])}
 
-    if any(
-        int(p["version"]) == version
-        for p in (body.get("status") or {}).get("canaryPromotions") or []
-    ):
+    if _promoted(body, version):
         return body  # the common case: recorded already, no lock taken
     return await compare_and_swap(mgr, body, compute)
 
