@@ -15,7 +15,7 @@ from typing import Any
 
 import kopf
 
-from modelwerk import kinds
+from modelwerk import kinds, vanished
 from modelwerk.k8s import LIST_PAGE
 
 
@@ -59,6 +59,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.watching.inactivity_timeout = config.watch_inactivity_seconds
     # Apiserver hiccups should not stall the operator for long: retry quickly, then back off.
     settings.networking.error_backoffs = [1, 2, 5, 10, 20]
+    # A CRD deleted under a running operator must not stop it (kopf's 404 is fatal otherwise).
+    vanished.install()
 
 
 @kopf.on.login(id="login")
