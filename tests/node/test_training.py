@@ -17,6 +17,7 @@ from tests.integration.trainingruns import (
     REFERENCE_HYPERPARAMETERS,
     conditions_by_type,
     pods_of,
+    wait_condition,
     wait_phase,
 )
 from tests.node.conftest import Image, RealNode
@@ -206,3 +207,40 @@ def test_parquet_data_is_validated_in_the_trainer_image(
     assert refused["status"]["reproducibility"]["image"] == trainer.image_id
     # Training never started.
     assert "terminated" not in (pod["status"]["containerStatuses"][0].get("state") or {})
+
+
+def test_a_missing_storage_secret_holds_the_run_until_it_exists(
+    real_node: RealNode,
+    namespace: str,
+    operator: OperatorProcess,
+    models_claim: Path,
+    images: dict[str, Image],
+) -> None:
+    """The Model's storage.secretRef names no Secret: the real kubelet refuses to start the
+    container (CreateContainerConfigError), which the run shows as Running=False with the
+    kubelet's message; once the Secret exists the kubelet starts it and the run trains."""
+    model = _model()
+    model["spec"]["storage"]["secretRef"] = {"name": "iris-storage"}
+    apply(model, namespace)
+    apply(_run("nosecret", images["trainer"], TRAIN), namespace)
+    obj = wait_condition(
+        "trainingrun",
+        namespace,
+        "nosecret",
+        "Running",
+        "False",
+        "CreateContainerConfigError",
+        timeout=180,
+    )
+    running = conditions_by_type(obj)["Running"]
+    assert 'secret "iris-storage" not found' in running["message"], running
+    assert obj["status"]["phase"] == "Pending", obj["status"]
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "iris-storage"},
+        "stringData": {"MODELWERK_TEST_STORE_TOKEN": "not-a-real-credential"},
+    }
+    apply(secret, namespace)
+    done = wait_phase(namespace, "nosecret", "Succeeded", timeout=300)
+    assert done["status"]["modelVersion"] == 1
