@@ -46,7 +46,7 @@ def owner_reference(owner: Mapping[str, Any]) -> Manifest:
 
 
 def child_metadata(
-    name: str, namespace: str | None, owner: Mapping[str, Any], labels: dict[str, str]
+    name: str | None, namespace: str | None, owner: Mapping[str, Any], labels: dict[str, str]
 ) -> Manifest:
     """The metadata of a child the operator owns: garbage-collected with `owner`."""
     return {

@@ -32,7 +32,7 @@ from typing import Any, Final
 
 from modelwerk import constants, contract
 from modelwerk.api.deployment import Deployment
-from modelwerk.builders.common import Manifest, base_labels, owner_reference
+from modelwerk.builders.common import Manifest, base_labels, child_metadata
 
 MONITORING_API_VERSION: Final = "monitoring.coreos.com/v1"
 COMPONENT: Final = "monitoring"
@@ -73,12 +73,7 @@ def monitoring_labels(dep: Deployment) -> dict[str, str]:
 
 
 def metadata(dep: Deployment, name: str, owner: Mapping[str, Any]) -> Manifest:
-    return {
-        "name": name,
-        "namespace": dep.metadata.namespace,
-        "labels": monitoring_labels(dep),
-        "ownerReferences": [owner_reference(owner)],
-    }
+    return child_metadata(name, dep.metadata.namespace, owner, monitoring_labels(dep))
 
 
 # --- ServiceMonitor -------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from typing import Any, Final
 
 from modelwerk import contract
 from modelwerk.api.deployment import Deployment
-from modelwerk.builders.common import RUN_AS_USER, Manifest, owner_reference
+from modelwerk.builders.common import RUN_AS_USER, Manifest, child_metadata
 from modelwerk.builders.modelserver import (
     ServedVersion,
     deployment_labels,
@@ -156,12 +156,9 @@ def build_seldon_deployment(
         {
             "apiVersion": API_VERSION,
             "kind": KIND,
-            "metadata": {
-                "name": dep.metadata.name,
-                "namespace": dep.metadata.namespace,
-                "labels": deployment_labels(dep),
-                "ownerReferences": [owner_reference(owner)],
-            },
+            "metadata": child_metadata(
+                dep.metadata.name, dep.metadata.namespace, owner, deployment_labels(dep)
+            ),
             "spec": {"predictors": predictors},
         }
     )
