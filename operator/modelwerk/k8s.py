@@ -301,10 +301,7 @@ class Kube:
 
     async def crd_installed(self, name: str) -> bool:
         crd = await self.get(kinds.CRD, name)
-        if crd is None:
-            return False
-        conditions = crd.get("status", {}).get("conditions", [])
-        return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+        return crd is not None and crd_serving(crd)
 
     # --- the leader Lease -----------------------------------------------------------------------
 
@@ -505,3 +502,13 @@ __all__: Sequence[str] = [
     "Kube",
     "NotFound",
 ]
+
+
+def crd_serving(crd: Mapping[str, Any]) -> bool:
+    """Whether new objects of a CRD can be created: it is Established and not being deleted. A
+    terminating CRD still answers lists, but the apiserver refuses every create while it deletes
+    the instances, so treating it as installed would only fail (and retry) each apply."""
+    if crd.get("metadata", {}).get("deletionTimestamp"):
+        return False
+    conditions = crd.get("status", {}).get("conditions", [])
+    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)

@@ -52,4 +52,17 @@ def gateway_api_crds() -> Iterator[Path]:
     try:
         yield folder
     finally:
-        kubectl("delete", "--wait=true", "--ignore-not-found", *args, timeout=120)
+        try:
+            kubectl("delete", "--wait=true", "--ignore-not-found", *args, timeout=120)
+        except subprocess.TimeoutExpired:
+            # Say what holds them (their Terminating condition names it: instances left, a
+            # finalizer), not only that kubectl waited.
+            held = kubectl(
+                "get", "crd", *names, "--ignore-not-found", "-o",
+                "jsonpath={range .items[*]}{.metadata.name}: {.status.conditions}{'\\n'}{end}",
+                check=False,
+            )  # fmt: skip
+            routes = kubectl("get", "httproutes", "-A", "-o", "yaml", check=False)
+            raise AssertionError(
+                f"the Gateway API CRDs not gone after 120 s:\n{held}\nHTTPRoutes:\n{routes}"
+            ) from None

@@ -25,7 +25,7 @@ SAMPLES = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
 DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def _train_on_host(out: Path) -> Path:
+def _train_on_host(out: Path, seed: int = 42) -> Path:
     """The reference trainer run on this machine, its artifact written into the volume."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELWERK_")}
     env.update(
@@ -35,7 +35,7 @@ def _train_on_host(out: Path) -> Path:
             "MODELWERK_OUTPUT_DIR": str(out),
             "MODELWERK_OUTPUT_URI": "pvc://models/iris/host",
             "MODELWERK_TERMINATION_MESSAGE_PATH": str(out.parent / "report.json"),
-            "MODELWERK_SEED": "42",
+            "MODELWERK_SEED": str(seed),
             "MODELWERK_HYPERPARAMETERS": json.dumps(REFERENCE_HYPERPARAMETERS),
         }
     )
@@ -65,8 +65,10 @@ def _model(versions: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _deployment(version: int) -> dict[str, Any]:
-    return {
+def _deployment(
+    version: int, replicas: int = 1, canary: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    manifest: dict[str, Any] = {
         "apiVersion": API_VERSION,
         "kind": "Deployment",
         "metadata": {"name": "iris"},
@@ -74,21 +76,27 @@ def _deployment(version: int) -> dict[str, Any]:
             "model": "iris",
             "version": version,
             "runtime": "native",
-            "replicas": 1,
+            "replicas": replicas,
             "resources": {
                 "requests": {"cpu": "50m", "memory": "128Mi"},
                 "limits": {"memory": "512Mi"},
             },
         },
     }
+    if canary is not None:
+        manifest["spec"]["canary"] = canary
+    return manifest
+
+
+def _service_url(namespace: str) -> str:
+    service = get("service", "iris", namespace)
+    assert service is not None
+    return f"http://{service['spec']['clusterIP']}:{service['spec']['ports'][0]['port']}"
 
 
 def _predict(namespace: str) -> list[Any]:
-    service = get("service", "iris", namespace)
-    assert service is not None
-    ip, port = service["spec"]["clusterIP"], service["spec"]["ports"][0]["port"]
     request = urllib.request.Request(
-        f"http://{ip}:{port}/v1/models/iris:predict",
+        f"{_service_url(namespace)}/v1/models/iris:predict",
         data=json.dumps({"instances": SAMPLES}).encode(),
         headers={"Content-Type": "application/json"},
     )
@@ -197,3 +205,67 @@ def test_tampered_artifact_never_ready_while_previous_version_serves(
     assert obj["status"]["currentVersion"] == 1
     # Version 1 still answers, and the same.
     assert _predict(namespace) == before
+
+
+def _served_by(url: str) -> str:
+    """One Open Inference Protocol request on a connection of its own (kube-proxy picks an
+    endpoint per connection): the version that answered, as the protocol's response names it."""
+    request = urllib.request.Request(
+        f"{url}/v2/models/iris/infer",
+        data=json.dumps(
+            {
+                "inputs": [
+                    {"name": "input-0", "datatype": "FP64", "shape": [1, 4], "data": SAMPLES[0]}
+                ]
+            }
+        ).encode(),
+        headers={"Content-Type": "application/json", "Connection": "close"},
+    )
+    with DIRECT.open(request, timeout=10) as response:
+        return str(json.loads(response.read())["model_version"])
+
+
+def test_canary_share_through_the_service_is_within_the_stated_bound(
+    real_node: RealNode,
+    namespace: str,
+    operator: OperatorProcess,
+    models_claim: Path,
+    images: dict[str, Image],
+) -> None:
+    """#11 item 4: the replica split measured, not assumed. 4 replicas with a 25 % canary: one
+    canary pod of four behind the one Service; N requests through its ClusterIP, each on a new
+    connection, land on version 2 at the pods' share, within the README's 50/replicas points."""
+    replicas, percent, requests = 4, 25, 400
+    uris, digests = [], []
+    for number, seed in ((1, 42), (2, 7)):
+        artifact = _train_on_host(models_claim / "iris" / f"v{number}", seed=seed)
+        uris.append(f"pvc://models/{artifact.relative_to(models_claim)}")
+        digests.append("sha256:" + hashlib.sha256(artifact.read_bytes()).hexdigest())
+    assert digests[0] != digests[1]  # two seeds, two models
+    apply(_model([_version(n, uris[n - 1], digests[n - 1]) for n in (1, 2)]), namespace)
+    canary = {"version": 2, "trafficPercent": percent}
+    apply(_deployment(1, replicas=replicas, canary=canary), namespace)
+
+    def split() -> dict[str, int] | None:
+        ready: dict[str, int] = {}
+        for pod in get_list("pods", namespace, "modelwerk.io/deployment=iris"):
+            statuses = pod["status"].get("containerStatuses") or []
+            if statuses and all(s["ready"] for s in statuses):
+                version = pod["metadata"]["labels"]["modelwerk.io/model-version"]
+                ready[version] = ready.get(version, 0) + 1
+        return ready if ready == {"1": 3, "2": 1} else None
+
+    # round(4 x 25 / 100) = 1 canary pod: the split as whole pods allow.
+    wait_for("3 ready pods of version 1 and 1 of version 2", split, timeout=300)
+    url = _service_url(namespace)
+    wait_for("the Service answering", lambda: _served_by(url))
+    counts: dict[str, int] = {}
+    for _ in range(requests):
+        version = _served_by(url)
+        counts[version] = counts.get(version, 0) + 1
+    share = 100 * counts.get("2", 0) / requests
+    print(f"\ncanary split through the Service: {counts} of {requests}: {share:.1f} % version 2")
+    assert set(counts) == {"1", "2"}, counts
+    # README: "within 50/replicas percentage points" (12.5 here). The sampling's own spread at
+    # p = 0.25, N = 400 is 2.2 points, so a kube-proxy that ignored the endpoints' share fails.
+    assert abs(share - percent) <= 50 / replicas, counts
