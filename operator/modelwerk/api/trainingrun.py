@@ -345,7 +345,8 @@ class TrainingRunStatus(StatusModel):
     data validation or the evaluation gate)."""
     conditions: Conditions = Field(default_factory=list)
     """Types Accepted, JobCreated, Validated, Running, Complete, Failed, Evaluated and
-    Registered; their reason and message say what blocks or ended the run."""
+    Registered, and Queued for a run with spec.queueName; their reason and message say what
+    blocks or ended the run."""
     observed_generation: int | None = None
     """The metadata.generation this status was computed from."""
     job_name: str | None = None
