@@ -77,10 +77,11 @@ async def settle(
     mgr: Manager, run: TrainingRun, job: Mapping[str, Any], sb: StatusBuilder, finished: bool
 ) -> bool:
     """Carries spec.suspend to the Workload and sets the Queued condition; True while Kueue
-    holds the Job (the run stays Pending). A finished Job keeps the condition it had."""
-    workload = await carry_suspend(mgr, run, workload_of(mgr, run, job), sb)
+    holds the Job (the run stays Pending). A finished Job keeps the condition it had, and its
+    Workload, done too, is left as it is."""
     if finished:
         return False
+    workload = await carry_suspend(mgr, run, workload_of(mgr, run, job), sb)
     held, reason, message = kueue.queued_condition(run, workload)
     sb.condition(CONDITION, held, reason, message)
     return held
