@@ -1,7 +1,8 @@
 """Queued TrainingRuns (spec.queueName) against the real control plane and the real Kueue
 controller manager (tests/integration/kueue.py: built from its pinned Go module on first use,
 run as a local process, its webhooks not registered); kwok plays the kubelets, the real Job
-controller runs the Jobs. Kueue, not the operator, decides when a Job starts: a ClusterQueue of
+controller runs the Jobs, and the real JobSet controller (tests/integration/engines.py) a
+distributed run's JobSet. Kueue, not the operator, decides when a Job starts: a ClusterQueue of
 one CPU admits one run of one CPU at a time.
 
 These tests run their own operator, started after Kueue's CRDs are installed, on namespaces of
@@ -18,7 +19,7 @@ import pytest
 
 from tests.integration.cluster import ROOT, apply, get, get_list, kubectl, wait_for
 from tests.integration.conftest import OperatorProcess, free_port, wait_established
-from tests.integration.engines import build, install_crds
+from tests.integration.engines import JobSetController, build, install_crds, jobset_crds
 from tests.integration.kueue import KueueController, kueue_crds
 from tests.integration.test_restart_writes import quiet, writes_by_resource
 from tests.integration.trainingruns import (
@@ -40,8 +41,24 @@ SAMPLES = ROOT / "manifests" / "samples"
 
 
 @pytest.fixture(scope="module")
-def kueue_controller(
+def jobset_controller(
     kubeconfig: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[JobSetController]:
+    """The real JobSet controller, for a queued distributed run on a JobSet; its CRD installed
+    before Kueue starts, so Kueue's jobset integration is set up at once."""
+    bin_dir = build("jobset")
+    folder = jobset_crds()
+    install_crds(folder)
+    wait_established(folder)
+    proc = JobSetController(kubeconfig, tmp_path_factory.mktemp("jobset"), free_port(), free_port())
+    proc.start(bin_dir)
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def kueue_controller(
+    kubeconfig: str, tmp_path_factory: pytest.TempPathFactory, jobset_controller: JobSetController
 ) -> Iterator[KueueController]:
     bin_dir = build("kueue")
     folder = kueue_crds()
@@ -114,7 +131,8 @@ def cluster_queue(name: str, flavor: str, cpu: str) -> dict[str, Any]:
     }
 
 
-def queued(name: str, cpu: str = "1", **sim: str) -> dict[str, Any]:
+def queued(name: str, cpu: str = "1", workers: int = 1, **sim: str) -> dict[str, Any]:
+    extra = {"workers": {"replicas": workers, "engine": "jobSet"}} if workers > 1 else {}
     return run_manifest(
         name,
         "iris",
@@ -122,6 +140,7 @@ def queued(name: str, cpu: str = "1", **sim: str) -> dict[str, Any]:
         sim=sim or None,
         queueName="team",
         resources={"requests": {"cpu": cpu}, "limits": {"cpu": cpu}},
+        **extra,
     )
 
 
@@ -191,6 +210,29 @@ def test_a_run_over_quota_stays_queued_with_kueues_message_until_quota_frees(
     obj = wait_phase(ns, "second", "Succeeded", timeout=180)
     assert conditions_by_type(obj)["Queued"]["reason"] == "Admitted"
     assert versions(ns) == ["second"]
+
+
+def test_a_queued_jobset_is_admitted_as_one_workload_and_registers_once(
+    queue: tuple[str, str], kueue_operator: OperatorProcess, kueue_controller: KueueController
+) -> None:
+    ns, _ = queue
+    apply(model_manifest("iris"), ns)
+    apply(queued("gang", cpu="500m", workers=2), ns)  # 2 x 500m: the ClusterQueue's one CPU
+    try:
+        obj = wait_phase(ns, "gang", "Succeeded", timeout=240)
+    except AssertionError as err:
+        logs = operator_log_tail(kueue_operator, kueue_controller)
+        raise AssertionError(f"{err}\n{logs}") from err
+    assert obj["status"]["workers"]["engine"] == "JobSet"
+    assert conditions_by_type(obj)["Queued"]["reason"] == "Admitted"
+    assert versions(ns) == ["gang"]
+    jobset = get("jobset", "gang", ns)
+    assert jobset is not None
+    assert jobset["metadata"]["labels"][QUEUE_LABEL] == "team"
+    [wl] = workloads(ns)  # the JobSet's: its child Job is not queued on its own
+    assert wl["metadata"]["ownerReferences"][0]["uid"] == jobset["metadata"]["uid"]
+    [child] = get_list("job", ns)
+    assert QUEUE_LABEL not in child["metadata"]["labels"]
 
 
 def test_the_samples_kueue_objects_are_valid(
