@@ -235,6 +235,33 @@ def test_a_queued_jobset_is_admitted_as_one_workload_and_registers_once(
     assert QUEUE_LABEL not in child["metadata"]["labels"]
 
 
+def test_spec_suspend_of_an_admitted_run_deactivates_its_workload_and_resumes(
+    queue: tuple[str, str], kueue_operator: OperatorProcess, kueue_controller: KueueController
+) -> None:
+    ns, _ = queue
+    apply(model_manifest("iris"), ns)
+    apply(queued("paused", DURATION="20s"), ns)
+    wait_condition("trainingrun", ns, "paused", "Running", "True", timeout=120)
+    patch = json.dumps({"spec": {"suspend": True}})
+    kubectl("patch", "trainingrun", "paused", "-n", ns, "--type=merge", "-p", patch)
+    wait_condition("trainingrun", ns, "paused", "Running", "False", "Suspended", timeout=60)
+    [wl] = workloads(ns)
+    assert wl["spec"]["active"] is False
+    # Kueue evicts the deactivated Workload and suspends the Job itself; it stays suspended.
+    wait_for(
+        "the Job suspended by Kueue",
+        lambda: ((get("job", "paused", ns) or {}).get("spec") or {}).get("suspend") is True,
+        timeout=60,
+    )
+    patch = json.dumps({"spec": {"suspend": False}})
+    kubectl("patch", "trainingrun", "paused", "-n", ns, "--type=merge", "-p", patch)
+    obj = wait_phase(ns, "paused", "Succeeded", timeout=180)
+    assert conditions_by_type(obj)["Queued"]["reason"] == "Admitted"
+    [wl] = workloads(ns)
+    assert wl["spec"]["active"] is True
+    assert versions(ns) == ["paused"]
+
+
 def test_the_samples_kueue_objects_are_valid(
     queue: tuple[str, str], kueue_controller: KueueController
 ) -> None:
