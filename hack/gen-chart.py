@@ -43,7 +43,10 @@ RBAC = {  # path -> (namespaced kinds?, cluster-wide install?)
 }
 # Optional engines' kinds (kinds.Kind.enabled_by) -> their rules, granted only with the chart
 # value `<engine>.enabled` (templates/_helpers.tpl).
-OPTIONAL_RBAC = {"JOBSET": CHART / "files" / "rbac-namespaced-jobset.yaml"}
+OPTIONAL_RBAC = {
+    "JOBSET": CHART / "files" / "rbac-namespaced-jobset.yaml",
+    "KUEUE": CHART / "files" / "rbac-namespaced-kueue.yaml",
+}
 INSTALL = ROOT / "manifests" / "install.yaml"
 
 RELEASE = "modelwerk"

@@ -23,11 +23,12 @@ def itself(_: Manager, body: Mapping[str, Any]) -> list[ObjectKey]:
 
 
 def owner(kind: Kind) -> Mapper:
-    """Owns: a child wakes the owner its owner label names (kinds.Cache.owner_label)."""
+    """Owns: a child wakes the owner its owner label names (kinds.Cache.owner_label), or its
+    controller owner reference (kinds.Cache.owner_refs)."""
     cache = kind.cache
-    if cache is None or cache.owner_label is None:
+    find = cache.indexes().get(BY_OWNER) if cache is not None else None
+    if find is None:
         raise ValueError(f"{kind} names no owner")
-    find = cache.indexes()[BY_OWNER]
 
     def owner_of(_: Manager, body: Mapping[str, Any]) -> list[ObjectKey]:
         return [key for key in find(body) if isinstance(key, tuple)]

@@ -58,11 +58,17 @@ class Cache:
     project: Callable[[Mapping[str, Any]], Body]
     owner_label: str | None = None
     by_model: bool = False
+    owner_refs: tuple[str, ...] = ()
+    """For objects another controller makes, which carry no label of ours (Kueue's Workloads):
+    indexed under BY_OWNER by their controller owner of these kinds (a run's Job or JobSet,
+    named like the run), and watched unfiltered in the watched namespaces."""
 
     def indexes(self) -> dict[Index, IndexFunc]:
         out: dict[Index, IndexFunc] = {}
         if self.owner_label is not None:
             out[BY_OWNER] = projections.owner_by_label(self.owner_label)
+        elif self.owner_refs:
+            out[BY_OWNER] = projections.owner_by_reference(self.owner_refs)
         if self.by_model:
             out[BY_MODEL] = projections.model_of
         return out
@@ -86,7 +92,8 @@ class Kind:
     """None: never watched, only read or written when needed."""
     enabled_by: str | None = field(default=None, compare=False)
     """An engine the operator uses only when enabled (env MODELWERK_<this>, default true; the
-    chart's `<engine>.enabled` value, default false, which also grants its RBAC): JobSet."""
+    chart's `<engine>.enabled` value, default false, which also grants its RBAC): JobSet,
+    Kueue."""
 
     @property
     def group(self) -> str:
@@ -167,6 +174,17 @@ JOBSET: Final = Kind(
     cache=Cache(projections.jobset, owner_label=constants.LABEL_TRAININGRUN),
     enabled_by="JOBSET",
 )
+# Kueue's Workload of a queued run's Job or JobSet (spec.queueName, reconcilers/kueue.py): made
+# by Kueue, owned by the Job; read for the Queued condition. patch: spec.active, how a queued
+# run's spec.suspend reaches Kueue (Kueue would resume an admitted Job suspended directly).
+WORKLOAD: Final = Kind(
+    "kueue.x-k8s.io/v1beta2",
+    "Workload",
+    "workloads",
+    verbs=WATCH | {"patch"},
+    cache=Cache(projections.workload, owner_refs=("Job", "JobSet")),
+    enabled_by="KUEUE",
+)
 POD: Final = Kind(
     "v1",
     "Pod",
@@ -221,6 +239,7 @@ ALL: Final[tuple[Kind, ...]] = (
     DEPLOYMENT,
     JOB,
     JOBSET,
+    WORKLOAD,
     POD,
     SERVICE_ACCOUNT,
     APPS_DEPLOYMENT,

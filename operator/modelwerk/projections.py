@@ -87,6 +87,28 @@ def jobset(body: Mapping[str, Any]) -> Body:
     }
 
 
+def workload(body: Mapping[str, Any]) -> Body:
+    """Kueue's Workload: whether it is active, its conditions' verdicts and where it was
+    admitted; not its pod sets (the Job's template again, kilobytes)."""
+    status = body.get("status") or {}
+    cluster_queue = (status.get("admission") or {}).get("clusterQueue")
+    out_status: dict[str, Any] = {
+        "conditions": [
+            {k: c[k] for k in ("type", "status", "reason", "message") if k in c}
+            for c in status.get("conditions") or []
+        ]
+    }
+    if cluster_queue:
+        out_status["admission"] = {"clusterQueue": cluster_queue}
+    return {
+        "apiVersion": body.get("apiVersion", "kueue.x-k8s.io/v1beta2"),
+        "kind": "Workload",
+        "metadata": _meta(body),
+        "spec": {"active": (body.get("spec") or {}).get("active", True)},
+        "status": out_status,
+    }
+
+
 def pod(body: Mapping[str, Any]) -> Body:
     status = body.get("status") or {}
     return {
@@ -120,6 +142,21 @@ def owner_by_label(label: str) -> Callable[[Mapping[str, Any]], list[ObjectKey]]
     def owner(body: Mapping[str, Any]) -> list[ObjectKey]:
         name = (body["metadata"].get("labels") or {}).get(label)
         return [(body["metadata"].get("namespace") or "", name)] if name else []
+
+    return owner
+
+
+def owner_by_reference(kinds: tuple[str, ...]) -> Callable[[Mapping[str, Any]], list[ObjectKey]]:
+    """The controller owner of one of `kinds`, in the object's namespace (the Job's name, which
+    is its run's)."""
+
+    def owner(body: Mapping[str, Any]) -> list[ObjectKey]:
+        namespace = body["metadata"].get("namespace") or ""
+        return [
+            (namespace, str(ref["name"]))
+            for ref in body["metadata"].get("ownerReferences") or []
+            if ref.get("controller") and ref.get("kind") in kinds and ref.get("name")
+        ]
 
     return owner
 

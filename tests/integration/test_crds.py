@@ -170,6 +170,7 @@ SAMPLE_KINDS = [
     ("trainingrun.yaml", "trainingruns", ["MODEL", "PHASE", "METRIC", "VERSION"]),
     ("trainingrun-distributed.yaml", "trainingruns", ["MODEL", "PHASE", "METRIC", "VERSION"]),
     ("trainingrun-jobset.yaml", "trainingruns", ["MODEL", "PHASE", "METRIC", "VERSION"]),
+    ("trainingrun-queued.yaml", "trainingruns", ["MODEL", "PHASE", "METRIC", "VERSION"]),
     ("deployment.yaml", "deployments", ["MODEL", "VERSION", "PHASE", "READY"]),
 ]
 

@@ -411,15 +411,15 @@ def test_operator_runs_with_the_charts_service_account(
     try:
         sa = service_account(release_ns).rsplit(":", 1)[1]
         config = token_kubeconfig(tmp_path / "kubeconfig", release_ns, sa)
-        # MODELWERK_JOBSET as the chart sets it by default (jobSet.enabled=false): no JobSet
-        # RBAC, so no JobSet watch (test_jobset.py installs the CRD).
+        # MODELWERK_JOBSET and MODELWERK_KUEUE as the chart sets them by default: no JobSet or
+        # Workload RBAC, so no such watch (test_jobset.py and test_kueue.py install the CRDs).
         operator = OperatorProcess(
             str(config),
             tmp_path / "operator.log",
             "-v",
             "-n",
             watched,
-            env={"MODELWERK_JOBSET": "false"},
+            env={"MODELWERK_JOBSET": "false", "MODELWERK_KUEUE": "false"},
         )
         # Every kind's CRD before the start: kopf watches a kind only if its CRD exists then.
         with gateway_api_crds():
@@ -439,11 +439,12 @@ def test_operator_runs_with_the_charts_service_account(
 
 
 def _exercise(operator: OperatorProcess, watched: str) -> None:
-    # Not JobSets: the operator runs with MODELWERK_JOBSET=false, as the chart's default sets.
+    # Not JobSets nor Workloads: the operator runs with MODELWERK_JOBSET=false and
+    # MODELWERK_KUEUE=false, as the chart's defaults set.
     expected = {
         f"Starting the watch-stream for {r} in '{watched}'"
         for r in watched_resources()
-        if not r.startswith("jobsets.")
+        if not r.startswith(("jobsets.", "workloads."))
     }
     wait_for(
         "every watch stream started",

@@ -162,9 +162,11 @@ def test_the_operator_uses_every_verb_it_is_granted_and_no_other(
                     "MODELWERK_WEBHOOK_TOKEN_FILE": str(tmp_path / "webhook-token"),
                     # networkpolicies create (a run's), patch and delete (a Deployment's).
                     **NETWORK_POLICY_OPTION,
-                    # As the chart sets it by default (jobSet.enabled=false): no JobSet
-                    # RBAC, so no JobSet watch (test_jobset.py installs the CRD).
+                    # As the chart sets them by default (jobSet.enabled=false,
+                    # kueue.enabled=false): no JobSet or Workload RBAC, so no such watch
+                    # (test_jobset.py and test_kueue.py install the CRDs).
                     "MODELWERK_JOBSET": "false",
+                    "MODELWERK_KUEUE": "false",
                 },
             )
             operator.start()

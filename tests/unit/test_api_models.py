@@ -77,6 +77,13 @@ def test_jobset_trainingrun_sample() -> None:
     assert len(f"{run.metadata.name}-workers-0-63") <= 63
 
 
+def test_queued_trainingrun_sample() -> None:
+    run = TrainingRun.from_body(sample("trainingrun-queued"))
+    assert run.spec.queue_name == "team-a"
+    assert run.spec.resources is not None  # what Kueue counts against the quota
+    assert not run.spec.distributed()
+
+
 def test_trainingrun_sample() -> None:
     run = TrainingRun.from_body(sample("trainingrun"))
     assert run.metadata.name == "iris-1"

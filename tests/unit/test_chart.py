@@ -333,6 +333,10 @@ EXPECTED_CRD_READ_NAMESPACED = {("apiextensions.k8s.io", "customresourcedefiniti
 EXPECTED_JOBSET: dict[tuple[str, str], set[str]] = {
     ("jobset.x-k8s.io", "jobsets"): WATCH | {"create", "get", "patch"},
 }
+# Only with kueue.enabled=true: Workloads read, spec.active patched (a queued run's suspend).
+EXPECTED_KUEUE: dict[tuple[str, str], set[str]] = {
+    ("kueue.x-k8s.io", "workloads"): WATCH | {"patch"},
+}
 
 
 def grants(rules: Sequence[Doc]) -> dict[tuple[str, str], set[str]]:
@@ -423,7 +427,7 @@ def test_rbac_covers_what_the_code_watches_and_applies() -> None:
     """Derived from the code, so a new handler or child kind without RBAC fails here."""
     import modelwerk.handlers  # noqa: F401  (registers the handlers)
 
-    granted = EXPECTED_NAMESPACED | EXPECTED_CRD_READ | EXPECTED_JOBSET
+    granted = EXPECTED_NAMESPACED | EXPECTED_CRD_READ | EXPECTED_JOBSET | EXPECTED_KUEUE
     registry = kopf.get_default_registry()
     watched = {
         (h.selector.group or "", h.selector.any_name or h.selector.plural)
@@ -440,11 +444,12 @@ def test_rbac_covers_what_the_code_watches_and_applies() -> None:
         assert granted.get((kind.group, kind.plural), set()) >= APPLY, f"{kind} is applied"
     # The chart's rules are the table's (hack/gen-chart.py writes them), and grant exactly this.
     optional = kinds.rbac_rules(namespaced=True, enabled_by="JOBSET")
+    optional += kinds.rbac_rules(namespaced=True, enabled_by="KUEUE")
     from_table = grants(
         kinds.rbac_rules(namespaced=True) + kinds.rbac_rules(namespaced=False) + optional
     )
     assert from_table == granted
-    docs = render("jobSet.enabled=true")
+    docs = render("jobSet.enabled=true", "kueue.enabled=true")
     rendered = grants([r for role in of_kind(docs, "ClusterRole") for r in role["rules"]])
     assert rendered == granted
 
@@ -683,3 +688,21 @@ def test_jobset_rbac_only_when_enabled_in_both_install_modes() -> None:
         assert roles
         for role in roles:
             assert grants(role["rules"]) == {**EXPECTED_NAMESPACED, **EXPECTED_JOBSET}
+
+
+def test_kueue_rbac_only_when_enabled_in_both_install_modes() -> None:
+    for mode in ((), NAMESPACED):
+        docs = render(*mode)
+        dep = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+        assert _env(dep)["MODELWERK_KUEUE"] == "false"
+        roles = [*of_kind(docs, "Role"), *of_kind(docs, "ClusterRole")]
+        assert all(("kueue.x-k8s.io", "workloads") not in grants(r["rules"]) for r in roles)
+
+        docs = render(*mode, "kueue.enabled=true")
+        dep = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+        assert _env(dep)["MODELWERK_KUEUE"] == "true"
+        roles = [r for r in of_kind(docs, "Role") if r not in leader_roles(docs)]
+        roles += [r for r in of_kind(docs, "ClusterRole") if "crds" not in r["metadata"]["name"]]
+        assert roles
+        for role in roles:
+            assert grants(role["rules"]) == {**EXPECTED_NAMESPACED, **EXPECTED_KUEUE}

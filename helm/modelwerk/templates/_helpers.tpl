@@ -93,6 +93,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- /* JobSets of distributed runs: granted only when the engine is enabled. */}}
 {{ .Files.Get "files/rbac-namespaced-jobset.yaml" }}
 {{- end }}
+{{- if .Values.kueue.enabled }}
+{{- /* Kueue Workloads of queued runs: granted only when Kueue support is enabled. */}}
+{{ .Files.Get "files/rbac-namespaced-kueue.yaml" }}
+{{- end }}
 {{- end }}
 
 {{/* Inherently cluster-scoped: the operator checks whether the Seldon and Prometheus Operator

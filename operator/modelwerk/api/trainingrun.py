@@ -251,6 +251,12 @@ class TrainingRunSpec(ApiModel):
     workers: Workers | None = None
     """Train on several pods at once (an Indexed Job gang with a headless Service, all-or-nothing
     restarts); unset: one pod."""
+    queue_name: DnsLabel | None = None
+    """A Kueue LocalQueue of the run's namespace: the Job (or JobSet) is created suspended with
+    the label `kueue.x-k8s.io/queue-name`, and Kueue starts it when the queue admits it; until
+    then condition Queued is True with Kueue's reason and message, and the run stays Pending.
+    spec.suspend then deactivates the run's Kueue Workload instead of suspending the Job (Kueue
+    would resume an admitted Job). Unset: not queued."""
 
     @model_validator(mode="after")
     def _workers_fit(self) -> TrainingRunSpec:
@@ -339,7 +345,8 @@ class TrainingRunStatus(StatusModel):
     data validation or the evaluation gate)."""
     conditions: Conditions = Field(default_factory=list)
     """Types Accepted, JobCreated, Validated, Running, Complete, Failed, Evaluated and
-    Registered; their reason and message say what blocks or ended the run."""
+    Registered, and Queued for a run with spec.queueName; their reason and message say what
+    blocks or ended the run."""
     observed_generation: int | None = None
     """The metadata.generation this status was computed from."""
     job_name: str | None = None

@@ -13,7 +13,7 @@ from typing import Any
 from modelwerk import constants, contract, sdk
 from modelwerk.api.model import Model
 from modelwerk.api.trainingrun import TrainingRun
-from modelwerk.builders import gang, validation
+from modelwerk.builders import gang, kueue, validation
 from modelwerk.builders.common import (
     CONTAINER_SECURITY_CONTEXT,
     POD_SECURITY_CONTEXT,
@@ -198,4 +198,5 @@ def build_job(
         "spec": job_spec,
     }
     gang.add_to_job(run, job, attempt)
+    kueue.add_to(run, job)
     return job

@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from modelwerk.api.model import Model
 from modelwerk.api.trainingrun import TrainingRun
-from modelwerk.builders import gang
+from modelwerk.builders import gang, kueue
 from modelwerk.builders.common import Manifest
 from modelwerk.builders.job import build_job, job_name
 
@@ -43,6 +43,9 @@ def build_jobset(
     for labels in (meta["labels"], template["metadata"]["labels"]):
         # The attempt is the JobSet's restart count, not a label of ours.
         labels.pop(gang.LABEL_ATTEMPT, None)
+    child_labels = dict(meta["labels"])
+    # Kueue queues the JobSet as one Workload; its child Job must not be queued on its own.
+    child_labels.pop(kueue.LABEL_QUEUE_NAME, None)
     # The JobSet's own headless Service (network.subdomain) publishes the hostnames, and the
     # JobSet sets the pods' subdomain; its suspend is carried to the Job by the controller.
     template["spec"].pop("subdomain", None)
@@ -76,7 +79,7 @@ def build_jobset(
                 {
                     "name": REPLICATED_JOB,
                     "replicas": 1,
-                    "template": {"metadata": {"labels": dict(meta["labels"])}, "spec": spec},
+                    "template": {"metadata": {"labels": child_labels}, "spec": spec},
                 }
             ],
         },

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from modelwerk import k8s, kinds, registry
 from modelwerk.api.model import Model
 from modelwerk.api.trainingrun import TrainingRun
+from modelwerk.builders import kueue as kueue_builder
 from modelwerk.builders.job import OutputError, build_job, job_name
 from modelwerk.builders.jobset import CRD_NAME, build_jobset
 from modelwerk.controller import Controller, Watch, dependents, itself, owner
@@ -33,7 +34,7 @@ from modelwerk.jobstate import (
     unschedulable,
 )
 from modelwerk.manager import Manager
-from modelwerk.reconcilers import gang, jobset, refusals, validation
+from modelwerk.reconcilers import gang, jobset, kueue, refusals, validation
 from modelwerk.reconcilers.common import StatusBuilder, write_status
 from modelwerk.reconcilers.netpol import ensure_training_policy
 from modelwerk.reconcilers.registration import register_version
@@ -123,6 +124,15 @@ async def _reconcile(mgr: Manager, obs: Observed, sb: StatusBuilder) -> float | 
     elif gang.distributed(run) and not await gang.settle(mgr, obs, sb):
         return await _write(mgr, body, sb, "Running")  # an old attempt's pods are going
     job = obs.job
+    unqueued = (
+        await kueue.refused(mgr, run)
+        if job is None and not finished(sb.old) and kueue_builder.queued(run)
+        else None
+    )
+    if unqueued is not None:
+        sb.condition("Accepted", False, kueue.REASON_NOT_INSTALLED, unqueued)
+        await _write(mgr, body, sb, "Pending")
+        return 60.0  # as for JobSets: CRDs have no watch here
     if job is None and not finished(sb.old):
         try:
             desired = (
@@ -169,8 +179,13 @@ async def _reconcile(mgr: Manager, obs: Observed, sb: StatusBuilder) -> float | 
     sb.condition("JobCreated", True, "JobCreated", f"{kind.kind} {job['metadata']['name']}")
     sb.status["jobName"] = job["metadata"]["name"]
 
+    held = False
+    if kueue_builder.queued(run):
+        # Kueue owns the Job's suspend: spec.suspend goes to its Workload instead.
+        done = job_finished(jobset.as_job(job) if on_jobset else job)
+        held = await kueue.settle(mgr, run, job, sb, done)
     # suspend is the one mutable field: carry it to the Job (a merge patch of that field only).
-    if bool((job.get("spec") or {}).get("suspend")) != run.spec.suspend and not job_finished(job):
+    elif bool((job.get("spec") or {}).get("suspend")) != run.spec.suspend and not job_finished(job):
         job = await mgr.kube.patch(
             kind,
             job["metadata"]["name"],
@@ -221,8 +236,12 @@ async def _reconcile(mgr: Manager, obs: Observed, sb: StatusBuilder) -> float | 
         sb.condition("Complete", True, "Completed", "the training container exited 0")
         return await _finished_run(mgr, obs, sb)
 
-    if run.spec.suspend or job_condition(job, "Suspended"):
+    if run.spec.suspend or (job_condition(job, "Suspended") and not kueue_builder.queued(run)):
         sb.condition("Running", False, "Suspended", "spec.suspend is true: the Job is suspended")
+        return await _write(mgr, body, sb, "Pending")
+    if held or (kueue_builder.queued(run) and (job.get("spec") or {}).get("suspend")):
+        # Admitted, but Kueue has yet to unsuspend the Job: still its to start.
+        sb.condition("Running", False, kueue.CONDITION, f"Kueue holds the {kind.kind}")
         return await _write(mgr, body, sb, "Pending")
     latest = newest(pods)
     waiting = (main_container(latest).get("state") or {}).get("waiting") if latest else None
@@ -436,6 +455,7 @@ CONTROLLER = Controller(
         Watch(KIND, itself),
         Watch(kinds.JOB, owner(kinds.JOB)),
         Watch(kinds.JOBSET, owner(kinds.JOBSET)),
+        Watch(kinds.WORKLOAD, owner(kinds.WORKLOAD)),
         Watch(kinds.POD, owner(kinds.POD)),
         # Runs waiting for their Model (ModelNotFound), or gated on one of its aliases.
         Watch(kinds.MODEL, dependents(KIND, kinds.BY_MODEL)),

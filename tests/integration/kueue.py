@@ -1,0 +1,122 @@
+"""The Kueue controller manager as a local process against the test cluster, as a user's cluster
+runs it in a pod: built from its pinned Go module (hack/components/kueue) by
+hack/build-component.sh, its CRDs read from the Go module cache (or the folder in
+MODELWERK_KUEUE_CRDS), never copied into this repository.
+
+Its webhooks are served with a throwaway certificate (its manager wants one to start) but not
+registered: an out-of-cluster process has no Service for a webhook configuration to name. So
+nothing defaults or suspends Jobs on create here: the operator creates a queued run's Job
+suspended itself (builders/kueue.py), which is the point of the test. Kueue's internal
+certificate management is off (it would write a Secret in its own namespace and patch webhook
+configurations), as are leader election, the metrics server and the visibility API server.
+
+Without internal certificate management Kueue v0.17 reads a metrics certificate from the fixed
+path /etc/kueue/metrics/certs (even with metrics off) and exits without one. Rather than write
+into this machine's /etc, the process runs in a mount namespace of its own where /etc is an
+overlay of the real one with that folder added (unshare and overlayfs, as root, which the tests
+are)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import urllib.request
+from pathlib import Path
+
+from tests.integration.cluster import wait_for
+from tests.integration.engines import ROOT, module_dir, self_signed
+
+COMPONENT = ROOT / "hack" / "components" / "kueue"
+MODULE = "sigs.k8s.io/kueue"
+
+
+def kueue_crds() -> Path:
+    given = os.environ.get("MODELWERK_KUEUE_CRDS")
+    folder = (
+        Path(given)
+        if given
+        else module_dir(COMPONENT, MODULE) / "config" / "components" / "crd" / "bases"
+    )
+    if not folder.is_dir():
+        raise RuntimeError(f"Kueue CRDs not found in {folder} (MODELWERK_KUEUE_CRDS)")
+    return folder
+
+
+def config_yaml(webhook_port: int, probe_port: int, certs: Path) -> str:
+    """Kueue's Configuration (config.kueue.x-k8s.io/v1beta2) for a process outside the cluster:
+    Jobs and JobSets, only those with a queue-name label (manageJobsWithoutQueueName false, its
+    default, so every other test's Jobs are left alone)."""
+    return (
+        "apiVersion: config.kueue.x-k8s.io/v1beta2\n"
+        "kind: Configuration\n"
+        "namespace: kube-system\n"
+        "manageJobsWithoutQueueName: false\n"
+        "internalCertManagement:\n  enable: false\n"
+        f"webhook:\n  host: 127.0.0.1\n  port: {webhook_port}\n  certDir: {certs}\n"
+        f"health:\n  healthProbeBindAddress: 127.0.0.1:{probe_port}\n"
+        'metrics:\n  bindAddress: "0"\n'
+        "leaderElection:\n  leaderElect: false\n"
+        "integrations:\n  frameworks:\n  - batch/job\n  - jobset.x-k8s.io/jobset\n"
+    )
+
+
+class KueueController:
+    def __init__(self, kubeconfig: str, workdir: Path, webhook_port: int, probe_port: int) -> None:
+        self.kubeconfig = kubeconfig
+        self.workdir = workdir
+        self.webhook_port = webhook_port
+        self.probe_port = probe_port
+        self.log_path = workdir / "kueue-manager.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, bin_dir: Path) -> None:
+        certs = self_signed(self.workdir / "certs")
+        config = self.workdir / "config.yaml"
+        config.write_text(config_yaml(self.webhook_port, self.probe_port, certs))
+        upper, work = self.workdir / "etc" / "upper", self.workdir / "etc" / "work"
+        work.mkdir(parents=True, exist_ok=True)
+        self_signed(upper / "kueue" / "metrics" / "certs")
+        # $0 and $1 the overlay's folders; after the shift, "$@" is the manager's command line.
+        overlay = (
+            'mount -t overlay overlay -o "lowerdir=/etc,upperdir=$0,workdir=$1" /etc '
+            '&& shift && exec "$@"'
+        )
+        command = [
+            "unshare", "--mount", "--propagation", "private",
+            "sh", "-c", overlay, str(upper), str(work),
+            str(bin_dir / "kueue-manager"),
+            f"--config={config}",
+            # The visibility API server wants an APIService and delegated authn: not here.
+            "--feature-gates=VisibilityOnDemand=false",
+            "--zap-log-level=2",
+        ]  # fmt: skip
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "KUBECONFIG": self.kubeconfig},
+        )
+        wait_for("Kueue controller manager ready", self.ready, timeout=120)
+
+    def ready(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"the Kueue manager exited:\n{self.log()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.probe_port}/readyz", timeout=2):
+                return True
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
