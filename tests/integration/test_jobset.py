@@ -26,7 +26,7 @@ from tests.integration.trainingruns import (
     wait_phase,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(3600)]  # the first builds JobSet
 
 WORKERS = 4
 PREFIX = f"mwjs{uuid.uuid4().hex[:4]}-"
