@@ -161,8 +161,8 @@ class Operator:
         self.proc = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "modelwerk",
+                # `modelwerk run` as in its image: without the dev-only `kubernetes` package.
+                str(ROOT / "bench" / "memprobe.py"),
                 "run",
                 "-n",
                 NAMESPACE,
