@@ -50,6 +50,12 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     # latest one over. Handlers here only update a cache and queue a key (deduplicated by the
     # work queue anyway), so the default 0.1 s would be pure latency on every event.
     settings.batching.batch_window = 0.01
+    # kopf keeps each object's worker (a task, its queue, and the last event's whole body) for
+    # `idle_timeout` after the object's last event, 5 s by default. At start-up every object is
+    # listed within seconds, so with 5 s nearly all of them were alive at once: the listing's
+    # bodies all held together, the peak the process never shrank from (bench/results/
+    # memory.md). The handlers take microseconds; a worker spawned again later costs as much.
+    settings.queueing.idle_timeout = 0.2
     # Ask the apiserver to end each watch after 10 minutes and re-list via a fresh watch; the
     # client gives up on a stream after 11. A silently stalled stream (a dropped connection no
     # error reports) is noticed sooner, by the inactivity timeout: no event, not even a bookmark,
