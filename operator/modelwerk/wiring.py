@@ -127,7 +127,8 @@ def bind(mgr: Manager, controller: Controller) -> Reconcile:
 
 async def sync_caches(mgr: Manager) -> int:
     """Fills every cache from a paged listing before the first reconcile, as controller-runtime's
-    WaitForCacheSync does; returns the objects cached. kopf's own listing follows and only
+    WaitForCacheSync does, and queues what each listed object's watch event would; returns the
+    objects listed. kopf's own listing follows and only
     confirms them (a cache keeps the newer resourceVersion). Without this, reconciles start on
     whatever kopf has listed so far: after a restart a run without its Job or pods, or a
     Deployment without its children, and each rewrites what it would find a moment later (a Job
@@ -145,13 +146,16 @@ async def sync_caches(mgr: Manager) -> int:
         assert kind.cache is not None
         if not kinds.enabled(kind):
             continue
-        store = mgr.store(kind)
         selector = kind.cache.owner_label or ""
 
-        def into(body: Mapping[str, Any], store: Store = store) -> None:
+        def into(body: Mapping[str, Any], kind: Kind = kind) -> None:
             nonlocal count
             if config.watches(body["metadata"].get("namespace") or ""):
-                store.upsert(body)
+                # Cached and queued as a watch event would: the first reconciles need not wait
+                # for kopf's own listing, which pages through every object again and, on a
+                # loaded machine at 10,000 runs, took longer than the apiserver keeps a
+                # listing's continue token (410, listed again from the start).
+                observe(mgr, kind, {"type": "ADDED"}, body)
                 count += 1
 
         for namespace in scopes:
