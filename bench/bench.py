@@ -541,6 +541,11 @@ async def main(argv: Iterable[str] | None = None) -> None:
     )
     parser.add_argument("--idle-seconds", type=float, default=60.0)
     parser.add_argument(
+        "--memory-sizes",
+        default="",
+        help="runs present at each restart measurement (default: 1000 and --objects)",
+    )
+    parser.add_argument(
         "--keep",
         action="store_true",
         help="leave the runs in place (and skip the raw ceiling); a later run reuses them",
@@ -589,7 +594,8 @@ async def main(argv: Iterable[str] | None = None) -> None:
             await delete_all(kube)
         created: dict[str, float] = {}
         done = 0
-        for target in sorted({min(1000, args.objects), args.objects}):
+        sizes = args.memory_sizes or f"{min(1000, args.objects)},{args.objects}"
+        for target in sorted({int(x) for x in sizes.split(",") if x}):
             print(f"populating {target} runs", flush=True)
             await populate(kube, done, target, created)
             done = target
