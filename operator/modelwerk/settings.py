@@ -42,10 +42,12 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
             key = (kind.group, kind.version, kind.plural)
             settings.watching.label_selectors[key] = kind.cache.owner_label
     # List in pages at start-up: one response with every object at once is a memory spike the
-    # process never gives back. 100 rather than 500: the pages being read and parsed were the
-    # largest owner of the heap's peak (bench/results/memory.md: 137 instead of ~155 MB RSS
-    # after a restart with 1,000 runs); more, smaller requests cost nothing measurable.
-    settings.watching.chunk_size = LIST_PAGE
+    # process never gives back. kopf's listing in pages of 500 (the start-up listing's are 100,
+    # k8s.LIST_PAGE): it is the second listing of everything (wiring.sync_caches filled the
+    # caches), and at 10,000 runs on a loaded machine its 300 pages of 100 outlived the
+    # apiserver's continue token (410 Gone), which kopf treats as fatal: the operator stopped
+    # (bench/results/memory.md).
+    settings.watching.chunk_size = 5 * LIST_PAGE
     # kopf waits this long after an event for more events of the same object, to hand only the
     # latest one over. Handlers here only update a cache and queue a key (deduplicated by the
     # work queue anyway), so the default 0.1 s would be pure latency on every event.
