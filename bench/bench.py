@@ -161,8 +161,8 @@ class Operator:
         self.proc = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "modelwerk",
+                # `modelwerk run` as in its image: without the dev-only `kubernetes` package.
+                str(ROOT / "bench" / "memprobe.py"),
                 "run",
                 "-n",
                 NAMESPACE,
@@ -400,11 +400,14 @@ async def ceiling_scenario(kube: Kube, n: int) -> dict[str, Any]:
 
 
 async def populate(kube: Kube, start: int, end: int, created: dict[str, float]) -> None:
-    """Runs idle-<start..end> created and all Succeeded."""
+    """Runs idle-<start..end> created and all Succeeded (those already there, left by an earlier
+    run with --keep, are reused)."""
     watcher = Watcher()
     watcher.start()
+    there = set(watcher.seen["TrainingRun"])
+    manifests = [run_manifest(f"idle-{i}", i) for i in range(start, end)]
     await create_runs(
-        kube, [run_manifest(f"idle-{i}", i) for i in range(start, end)], None, created
+        kube, [m for m in manifests if m["metadata"]["name"] not in there], None, created
     )
     names = [f"idle-{i}" for i in range(end)]
     wait(
@@ -537,6 +540,16 @@ async def main(argv: Iterable[str] | None = None) -> None:
         "--objects", type=int, default=10000, help="objects for memory/idle/restart"
     )
     parser.add_argument("--idle-seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--memory-sizes",
+        default="",
+        help="runs present at each restart measurement (default: 1000 and --objects)",
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the runs in place (and skip the raw ceiling); a later run reuses them",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(list(argv) if argv is not None else None)
 
@@ -581,7 +594,8 @@ async def main(argv: Iterable[str] | None = None) -> None:
             await delete_all(kube)
         created: dict[str, float] = {}
         done = 0
-        for target in sorted({min(1000, args.objects), args.objects}):
+        sizes = args.memory_sizes or f"{min(1000, args.objects)},{args.objects}"
+        for target in sorted({int(x) for x in sizes.split(",") if x}):
             print(f"populating {target} runs", flush=True)
             await populate(kube, done, target, created)
             done = target
@@ -598,9 +612,10 @@ async def main(argv: Iterable[str] | None = None) -> None:
             results.restart = row
     finally:
         op.stop()
-    await delete_all(kube)
-    results.ceiling = await ceiling_scenario(kube, min(5000, args.objects))
-    await delete_all(kube)
+    if not args.keep:
+        await delete_all(kube)
+        results.ceiling = await ceiling_scenario(kube, min(5000, args.objects))
+        await delete_all(kube)
     await kube.close()
     print(write_report(results, args.out))
 

@@ -1,19 +1,28 @@
 """Where the operator's memory goes: N finished runs (with their Jobs and pods) in the cluster,
-then a fresh operator under memray (`pip install -e '.[bench]'`) until steady state, and its
-heap at the high-water mark grouped by owner: the first frame, innermost outwards, in kopf,
-aiohttp or modelwerk (by module), else the innermost frame's module.
+then a fresh operator until steady state, and two views of its memory:
+
+- at steady state, resident memory by owner (bench/memprobe.py: our caches, kopf's per-object
+  records, other Python objects, free space kept by pymalloc and by glibc, the rest);
+- with memray (`pip install -e '.[bench]'`, unless --no-memray), the heap at its high-water
+  mark grouped by the first frame, innermost outwards, in kopf, aiohttp or modelwerk (by
+  module), else the innermost frame's module.
 
     KUBECONFIG=... .venv/bin/python bench/memprofile.py --objects 1000 [--env MALLOC_ARENA_MAX=2]
+    KUBECONFIG=... .venv/bin/python bench/memprofile.py --cycles 10 --cycle-runs 1000
 
 Uses the cluster KUBECONFIG names (runs left in namespace `bench` are reused, more are made
-with bench.py's manifests), and prints a Markdown table (RSS from /proc, heap from memray).
+with bench.py's manifests), and prints Markdown tables (RSS from /proc). --cycles: RSS of one
+operator after each of that many rounds of creating and deleting --cycle-runs runs (a leak
+shows as growth from round to round).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -21,6 +30,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import kopf
 from kubernetes import config
@@ -28,6 +38,7 @@ from kubernetes import config
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench
 
+from modelwerk import kinds
 from modelwerk.k8s import Kube
 
 OWNERS = ("kopf", "aiohttp", "modelwerk", "prometheus_client", "pydantic", "yarl", "multidict")
@@ -58,14 +69,14 @@ class ProfiledOperator(bench.Operator):
         env = dict(
             os.environ, KUBECONFIG=self.kubeconfig, MODELWERK_HTTP_HOST="127.0.0.1", **self.env
         )
+        env["MODELWERK_MEMPROBE_OUT"] = str(self.capture.with_suffix(".json"))
         argv = [sys.executable]
         if self.profile:
             argv += ["-m", "memray", "run", "-q", "-f", "-o", str(self.capture)]
         self.proc = subprocess.Popen(
             [
                 *argv,
-                "-m",
-                "modelwerk",
+                str(Path(__file__).resolve().parent / "memprobe.py"),
                 "run",
                 "-n",
                 bench.NAMESPACE,
@@ -84,6 +95,41 @@ class ProfiledOperator(bench.Operator):
             "operator health",
         )
         return started
+
+    def probe(self) -> dict[str, Any]:
+        """bench/memprobe.py's report of the running operator."""
+        assert self.proc is not None
+        out = self.capture.with_suffix(".json")
+        out.unlink(missing_ok=True)
+        os.kill(self.proc.pid, signal.SIGUSR1)
+        bench.wait(out.exists, 120, "memory report")
+        time.sleep(0.5)  # written at once, but let the write finish
+        return dict(json.loads(out.read_text()))
+
+
+def owners(report: dict[str, Any]) -> list[tuple[str, float]]:
+    """RSS by owner, MiB: what memprobe.py measures, the rest as the difference."""
+    mib = 2**20
+    py, malloc, maps = report["pymalloc"], report["malloc"], report["smaps"]
+    caches, kopf_mem = report["caches_bytes"], report["kopf_memories_bytes"]
+    rows = [
+        (f"our caches ({report['cached_objects']} objects, projections and indexes)", caches),
+        (f"kopf's per-object records ({report['kopf_records']})", kopf_mem),
+        ("other Python objects (pymalloc blocks in use)", py["used_bytes"] - caches - kopf_mem),
+        ("free space in pymalloc arenas (fragmentation)", py["free_bytes"]),
+        ("free space kept by glibc malloc", malloc.get("free_bytes", 0)),
+        ("file-backed pages (code, libraries)", maps["file"]),
+    ]
+    accounted = sum(v for _, v in rows)
+    rows.append(("rest (C allocations, stacks, large objects)", report["rss_bytes"] - accounted))
+    return [(name, value / mib) for name, value in rows]
+
+
+def owners_table(report: dict[str, Any]) -> str:
+    lines = ["| owner at steady state | MiB |", "|---|---|"]
+    lines += [f"| {name} | {value:.1f} |" for name, value in owners(report)]
+    lines.append(f"| RSS | {report['rss_bytes'] / 2**20:.1f} |")
+    return "\n".join(lines)
 
 
 def existing_runs() -> int:
@@ -134,14 +180,69 @@ def table(capture: Path, top: int) -> str:
     return "\n".join(lines)
 
 
+async def one_round(kube: Kube, names: list[str]) -> None:
+    """The runs `names` created, Succeeded, deleted and gone with their Jobs and pods."""
+    watcher = bench.Watcher()
+    watcher.start()
+    manifests = [bench.run_manifest(n, i) for i, n in enumerate(names)]
+    await bench.create_runs(kube, manifests, None, {})
+    bench.wait(
+        lambda: all(watcher.phase.get(n) == "Succeeded" for n in names),
+        1800,
+        f"{len(names)} runs Succeeded",
+        interval=1,
+    )
+    watcher.stop()
+    sem = asyncio.Semaphore(32)
+
+    async def delete(name: str) -> None:
+        async with sem:
+            await kube.delete(kinds.TRAININGRUN, name, bench.NAMESPACE)
+
+    await asyncio.gather(*(delete(n) for n in names))
+    prefix = names[0].rsplit("-", 1)[0] + "-"
+    bench.wait(lambda: existing_children(prefix) == 0, 900, "runs, Jobs, pods gone", 1)
+
+
+async def cycles(op: ProfiledOperator, rounds: int, runs: int) -> list[tuple[int, float]]:
+    """RSS of one running operator after each round of `runs` runs created, Succeeded and
+    deleted (with their Jobs and pods): flat if nothing leaks."""
+    info = kopf.login_with_kubeconfig(settings=kopf.OperatorSettings(), logger=None)
+    assert info is not None
+    kube = Kube.connect(info, user_agent="modelwerk-bench")
+    out = [(0, op.rss_mb()[0])]
+    try:
+        for r in range(rounds):
+            await one_round(kube, [f"cycle{r}-{i}" for i in range(runs)])
+            bench.wait(lambda: op.queue_depth() == 0, 300, "queues drained")
+            await asyncio.sleep(10)  # the trimmer runs after 3 idle seconds
+            out.append(((r + 1) * runs, op.rss_mb()[0]))
+            print(f"after {out[-1][0]} runs created and deleted: RSS {out[-1][1]:.0f} MB")
+    finally:
+        await kube.close()
+    return out
+
+
+def existing_children(prefix: str) -> int:
+    out = subprocess.run(
+        ["kubectl", "-n", bench.NAMESPACE, "get", "trainingruns,jobs,pods", "-o", "name"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return sum(1 for line in out.split() if line.split("/", 1)[-1].startswith(prefix))
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--objects", type=int, default=1000)
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the operator")
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument(
-        "--no-memray", action="store_true", help="RSS only, of the operator as it runs"
+        "--no-memray", action="store_true", help="RSS and owners only, without memray"
     )
+    parser.add_argument("--cycles", type=int, default=0, help="create/delete rounds after")
+    parser.add_argument("--cycle-runs", type=int, default=1000)
     args = parser.parse_args()
     kubeconfig = os.environ["KUBECONFIG"]
     config.load_kube_config(config_file=kubeconfig)
@@ -152,22 +253,31 @@ async def main() -> None:
     env = dict(item.split("=", 1) for item in args.env)
     profile = not args.no_memray
     op = ProfiledOperator(kubeconfig, work / "operator.log", work / "operator.bin", env, profile)
+    load = os.getloadavg()[0]
     started = op.start()
     bench.wait(
         lambda: op.reconciles("TrainingRun") >= objects and op.queue_depth() == 0,
         900,
         "steady state",
-        interval=0.5,
+        interval=0.2,
     )
     steady = time.monotonic() - started
-    await asyncio.sleep(5)  # let the listing's garbage go
+    writes = op.writes()
+    await asyncio.sleep(5)  # let the listing's garbage go (and the trimmer run)
     rss, hwm = op.rss_mb()
+    rounds = await cycles(op, args.cycles, args.cycle_runs) if args.cycles else []
+    report = op.probe()
     op.stop()
     under = "under memray" if profile else "without memray"
     print(
-        f"{objects} runs (+ Jobs, pods), env {env or '-'}: RSS {under} {rss:.0f} MB "
-        f"(peak {hwm:.0f} MB), steady state after {steady:.1f} s\n"
+        f"{objects} runs (+ Jobs, pods), env {env or '-'}, load {load:.1f}: RSS {under} "
+        f"{rss:.0f} MB (peak {hwm:.0f} MB), steady state after {steady:.1f} s, "
+        f"{writes:.0f} writes\n"
     )
+    if rounds:
+        print("| runs created and deleted | RSS MB |\n|---|---|")
+        print("\n".join(f"| {n} | {mb:.0f} |" for n, mb in rounds) + "\n")
+    print(owners_table(report) + "\n")
     if profile:
         print(table(work / "operator.bin", args.top))
 

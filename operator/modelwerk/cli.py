@@ -74,6 +74,7 @@ def _run(args: argparse.Namespace) -> None:
     from modelwerk import handlers  # noqa: F401  (registers the handlers with kopf)
     from modelwerk.builders.netpol import NetworkPolicyConfigError
     from modelwerk.config import OperatorConfig
+    from modelwerk.records import Forgetful
     from modelwerk.settings import quiet_loggers
 
     try:
@@ -97,6 +98,7 @@ def _run(args: argparse.Namespace) -> None:
         namespaces=config.namespaces,
         liveness_endpoint=f"http://{config.http_host}:{config.health_port}/healthz",
         memo=kopf.Memo(config=config),
+        memories=Forgetful(),  # records.py: kopf's per-object records are not kept
         # kopf's default identity calls getpass.getuser(), which raises for a uid without a
         # passwd entry: the image's 65532. Peering is off; the identity only names this process.
         identity=cast(Any, f"{socket.gethostname()}@{os.getpid()}"),  # kopf: NewType of str

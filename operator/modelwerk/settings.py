@@ -42,14 +42,22 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
             key = (kind.group, kind.version, kind.plural)
             settings.watching.label_selectors[key] = kind.cache.owner_label
     # List in pages at start-up: one response with every object at once is a memory spike the
-    # process never gives back. 100 rather than 500: the pages being read and parsed were the
-    # largest owner of the heap's peak (bench/results/memory.md: 137 instead of ~155 MB RSS
-    # after a restart with 1,000 runs); more, smaller requests cost nothing measurable.
-    settings.watching.chunk_size = LIST_PAGE
+    # process never gives back. kopf's listing in pages of 500 (the start-up listing's are 100,
+    # k8s.LIST_PAGE): it is the second listing of everything (wiring.sync_caches filled the
+    # caches), and at 10,000 runs on a loaded machine its 300 pages of 100 outlived the
+    # apiserver's continue token (410 Gone), which kopf treats as fatal: the operator stopped
+    # (bench/results/memory.md).
+    settings.watching.chunk_size = 5 * LIST_PAGE
     # kopf waits this long after an event for more events of the same object, to hand only the
     # latest one over. Handlers here only update a cache and queue a key (deduplicated by the
     # work queue anyway), so the default 0.1 s would be pure latency on every event.
     settings.batching.batch_window = 0.01
+    # kopf keeps each object's worker (a task, its queue, and the last event's whole body) for
+    # `idle_timeout` after the object's last event, 5 s by default. At start-up every object is
+    # listed within seconds, so with 5 s nearly all of them were alive at once: the listing's
+    # bodies all held together, the peak the process never shrank from (bench/results/
+    # memory.md). The handlers take microseconds; a worker spawned again later costs as much.
+    settings.queueing.idle_timeout = 0.2
     # Ask the apiserver to end each watch after 10 minutes and re-list via a fresh watch; the
     # client gives up on a stream after 11. A silently stalled stream (a dropped connection no
     # error reports) is noticed sooner, by the inactivity timeout: no event, not even a bookmark,

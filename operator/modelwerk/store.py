@@ -30,8 +30,11 @@ class Store:
         self,
         project: Callable[[Mapping[str, Any]], Body] = _keep_all,
         indexes: Mapping[Any, Callable[[Mapping[str, Any]], Iterable[Hashable]]] | None = None,
+        keep: Callable[[Mapping[str, Any]], bool] | None = None,
     ) -> None:
         self._project = project
+        # Which objects are worth keeping at all (wiring.py: not the children of finished runs).
+        self._keep = keep
         self._objects: dict[ObjectKey, Body] = {}
         self._index_funcs = dict(indexes or {})
         self._indexes: dict[Hashable, defaultdict[Hashable, set[ObjectKey]]] = {
@@ -48,6 +51,10 @@ class Store:
             # A write-through from our own response can be newer than a late watch event.
             return current
         self._unindex(key)
+        if self._keep is not None and not self._keep(body):
+            # Not worth keeping: not even projected (at start-up most listed pods and Jobs).
+            self._objects.pop(key, None)
+            return dict(body)
         projected = self._project(body)
         self._objects[key] = projected
         for name, func in self._index_funcs.items():

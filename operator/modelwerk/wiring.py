@@ -5,19 +5,20 @@ queues (which handlers/ follows)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
 
-from modelwerk import k8s, kinds, promql
+from modelwerk import jobstate, k8s, kinds, projections, promql
 from modelwerk.config import OperatorConfig
+from modelwerk.constants import LABEL_TRAININGRUN
 from modelwerk.controller import Controller, Mapper
 from modelwerk.k8s import Api
 from modelwerk.kinds import Kind
 from modelwerk.manager import Clock, Manager, system_clock
 from modelwerk.reconcilers import deployment, model, trainingrun
-from modelwerk.store import Store
+from modelwerk.store import Store, key_of
 from modelwerk.workqueue import Reconcile, WorkQueue
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,41 @@ def routes(
 ROUTES = routes()
 
 
+# The kinds a TrainingRun owns (by its label): its Job (or JobSet and their Jobs) and pods.
+RUN_CHILDREN: tuple[Kind, ...] = tuple(
+    k for k in kinds.CACHED if k.cache is not None and k.cache.owner_label == LABEL_TRAININGRUN
+)
+
+
+def unfinished_owner(runs: Store) -> Callable[[Mapping[str, Any]], bool]:
+    """Whether a run's child is worth caching: not once its run has finished. A finished run's
+    outcome is in its status, and its reconcile reads nothing of its Job and pods any more (it
+    reads them like pods garbage-collected: the recorded digest and reasons stand), so keeping
+    them is most of the caches' memory at 10,000 finished runs (bench/results/memory.md). A
+    child whose run is not cached (yet) is kept."""
+    owner_of = projections.owner_by_label(LABEL_TRAININGRUN)
+
+    def keep(body: Mapping[str, Any]) -> bool:
+        for key in owner_of(body):
+            run = runs.get(key)
+            if run is not None and jobstate.finished(run.get("status") or {}):
+                return False
+        return True
+
+    return keep
+
+
+def forget_children(mgr: Manager, run: Mapping[str, Any]) -> None:
+    """A run that has finished: its children leave the caches (see unfinished_owner)."""
+    if not jobstate.finished(run.get("status") or {}):
+        return
+    key = key_of(run)
+    for kind in RUN_CHILDREN:
+        store = mgr.store(kind)
+        for child in store.by_index(kinds.BY_OWNER, key):
+            store.remove(key_of(child))
+
+
 def build_manager(
     kube: Api,
     config: OperatorConfig,
@@ -59,6 +95,12 @@ def build_manager(
     for kind in kinds.CACHED:
         assert kind.cache is not None
         mgr.stores[kind] = Store(kind.cache.project, indexes=kind.cache.indexes())
+    runs = mgr.stores[kinds.TRAININGRUN]
+    for kind in RUN_CHILDREN:
+        assert kind.cache is not None
+        mgr.stores[kind] = Store(
+            kind.cache.project, indexes=kind.cache.indexes(), keep=unfinished_owner(runs)
+        )
     for controller in controllers:
         name = controller.kind.kind
         mgr.queues[controller.kind] = WorkQueue(
@@ -85,7 +127,8 @@ def bind(mgr: Manager, controller: Controller) -> Reconcile:
 
 async def sync_caches(mgr: Manager) -> int:
     """Fills every cache from a paged listing before the first reconcile, as controller-runtime's
-    WaitForCacheSync does; returns the objects cached. kopf's own listing follows and only
+    WaitForCacheSync does, and queues what each listed object's watch event would; returns the
+    objects listed. kopf's own listing follows and only
     confirms them (a cache keeps the newer resourceVersion). Without this, reconciles start on
     whatever kopf has listed so far: after a restart a run without its Job or pods, or a
     Deployment without its children, and each rewrites what it would find a moment later (a Job
@@ -98,17 +141,21 @@ async def sync_caches(mgr: Manager) -> int:
     exact = not any(ch in n for n in config.namespaces for ch in "*?[")
     scopes: tuple[str | None, ...] = config.namespaces if exact and config.namespaces else (None,)
     count = 0
-    for kind in ROUTES:
+    # Runs before their children: a finished run's children are not cached (unfinished_owner).
+    for kind in sorted(ROUTES, key=lambda k: k in RUN_CHILDREN):
         assert kind.cache is not None
         if not kinds.enabled(kind):
             continue
-        store = mgr.store(kind)
         selector = kind.cache.owner_label or ""
 
-        def into(body: Mapping[str, Any], store: Store = store) -> None:
+        def into(body: Mapping[str, Any], kind: Kind = kind) -> None:
             nonlocal count
             if config.watches(body["metadata"].get("namespace") or ""):
-                store.upsert(body)
+                # Cached and queued as a watch event would: the first reconciles need not wait
+                # for kopf's own listing, which pages through every object again and, on a
+                # loaded machine at 10,000 runs, took longer than the apiserver keeps a
+                # listing's continue token (410, listed again from the start).
+                observe(mgr, kind, {"type": "ADDED"}, body)
                 count += 1
 
         for namespace in scopes:
@@ -128,7 +175,9 @@ def observe(mgr: Manager, kind: Kind, event: Mapping[str, Any], body: Mapping[st
     if event.get("type") == "DELETED":
         store.remove((body["metadata"].get("namespace") or "", body["metadata"]["name"]))
     else:
-        store.upsert(dict(body))
+        cached = store.upsert(dict(body))
+        if kind == kinds.TRAININGRUN:
+            forget_children(mgr, cached)
     for target, mapper in ROUTES.get(kind, ()):
         for key in mapper(mgr, body):
             mgr.enqueue(target, *key)

@@ -185,3 +185,22 @@ def test_multi_valued_index() -> None:
     s.remove(("ml", "a"))
     assert s.by_index("label", "x") == []
     assert s.by_index("label", "y") == []
+
+
+def test_objects_not_worth_keeping_are_dropped_and_unindexed() -> None:
+    finished = {"r2"}
+    store = Store(
+        indexes={"run": by_run},
+        keep=lambda body: (
+            body["metadata"]["labels"].get("modelwerk.io/trainingrun") not in finished
+        ),
+    )
+    store.upsert(pod("p1", run="r1"))
+    store.upsert(pod("p2", rv=1, run="r2"))
+    assert [b["metadata"]["name"] for b in store.values()] == ["p1"]
+    assert store.by_index("run", ("ml", "r2")) == []
+    # An object already cached that is no longer worth keeping leaves the cache and its index.
+    finished.add("r1")
+    store.upsert(pod("p1", rv=2, run="r1"))
+    assert len(store) == 0
+    assert store.by_index("run", ("ml", "r1")) == []
