@@ -77,43 +77,34 @@ def self_signed(folder: Path) -> Path:
     return folder
 
 
-class JobSetController:
+class ControllerProcess:
+    """A controller-runtime manager (JobSet's, Kueue's) as a local process: started with a
+    kubeconfig, ready when its /readyz answers, its output in `workdir/<log_name>`."""
+
+    name = "controller"
+    log_name = "controller.log"
+
     def __init__(self, kubeconfig: str, workdir: Path, webhook_port: int, probe_port: int) -> None:
         self.kubeconfig = kubeconfig
         self.workdir = workdir
         self.probe_port = probe_port
         self.webhook_port = webhook_port
-        self.log_path = workdir / "jobset-controller.log"
+        self.log_path = workdir / self.log_name
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, bin_dir: Path) -> None:
-        certs = self_signed(self.workdir / "certs")
-        config = self.workdir / "config.yaml"
-        config.write_text(
-            "apiVersion: config.jobset.x-k8s.io/v1alpha1\n"
-            "kind: Configuration\n"
-            "internalCertManagement:\n  enable: false\n"
-            f"webhook:\n  host: 127.0.0.1\n  port: {self.webhook_port}\n  certDir: {certs}\n"
-            f"health:\n  healthProbeBindAddress: 127.0.0.1:{self.probe_port}\n"
-            "leaderElection:\n  leaderElect: false\n"
-        )
+    def launch(self, command: list[str], timeout: float) -> None:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [
-                str(bin_dir / "jobset-controller"),
-                f"--config={config}",
-                "--metrics-bind-address=0",  # no metrics server (it wants TLS and authn too)
-                "--zap-log-level=info",
-            ],
+            command,
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "KUBECONFIG": self.kubeconfig},
         )
-        wait_for("JobSet controller ready", self.ready, timeout=90)
+        wait_for(f"{self.name} ready", self.ready, timeout=timeout)
 
     def ready(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError(f"the JobSet controller exited:\n{self.log()[-3000:]}")
+            raise RuntimeError(f"the {self.name} exited:\n{self.log()[-3000:]}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.probe_port}/readyz", timeout=2):
                 return True
@@ -132,6 +123,30 @@ class JobSetController:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+class JobSetController(ControllerProcess):
+    name = "JobSet controller"
+    log_name = "jobset-controller.log"
+
+    def start(self, bin_dir: Path) -> None:
+        certs = self_signed(self.workdir / "certs")
+        config = self.workdir / "config.yaml"
+        config.write_text(
+            "apiVersion: config.jobset.x-k8s.io/v1alpha1\n"
+            "kind: Configuration\n"
+            "internalCertManagement:\n  enable: false\n"
+            f"webhook:\n  host: 127.0.0.1\n  port: {self.webhook_port}\n  certDir: {certs}\n"
+            f"health:\n  healthProbeBindAddress: 127.0.0.1:{self.probe_port}\n"
+            "leaderElection:\n  leaderElect: false\n"
+        )
+        command = [
+            str(bin_dir / "jobset-controller"),
+            f"--config={config}",
+            "--metrics-bind-address=0",  # no metrics server (it wants TLS and authn too)
+            "--zap-log-level=info",
+        ]
+        self.launch(command, timeout=90)
 
 
 def install_crds(folder: Path) -> None:

@@ -19,12 +19,9 @@ are)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import urllib.request
 from pathlib import Path
 
-from tests.integration.cluster import wait_for
-from tests.integration.engines import ROOT, module_dir, self_signed
+from tests.integration.engines import ROOT, ControllerProcess, module_dir, self_signed
 
 COMPONENT = ROOT / "hack" / "components" / "kueue"
 MODULE = "sigs.k8s.io/kueue"
@@ -60,14 +57,9 @@ def config_yaml(webhook_port: int, probe_port: int, certs: Path) -> str:
     )
 
 
-class KueueController:
-    def __init__(self, kubeconfig: str, workdir: Path, webhook_port: int, probe_port: int) -> None:
-        self.kubeconfig = kubeconfig
-        self.workdir = workdir
-        self.webhook_port = webhook_port
-        self.probe_port = probe_port
-        self.log_path = workdir / "kueue-manager.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+class KueueController(ControllerProcess):
+    name = "Kueue controller manager"
+    log_name = "kueue-manager.log"
 
     def start(self, bin_dir: Path) -> None:
         certs = self_signed(self.workdir / "certs")
@@ -90,33 +82,4 @@ class KueueController:
             "--feature-gates=VisibilityOnDemand=false",
             "--zap-log-level=2",
         ]  # fmt: skip
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "KUBECONFIG": self.kubeconfig},
-        )
-        wait_for("Kueue controller manager ready", self.ready, timeout=120)
-
-    def ready(self) -> bool:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError(f"the Kueue manager exited:\n{self.log()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.probe_port}/readyz", timeout=2):
-                return True
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        self.launch(command, timeout=120)
