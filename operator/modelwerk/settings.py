@@ -48,10 +48,6 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     # apiserver's continue token (410 Gone), which kopf treats as fatal: the operator stopped
     # (bench/results/memory.md).
     settings.watching.chunk_size = 5 * LIST_PAGE
-    # kopf waits this long after an event for more events of the same object, to hand only the
-    # latest one over. Handlers here only update a cache and queue a key (deduplicated by the
-    # work queue anyway), so the default 0.1 s would be pure latency on every event.
-    settings.batching.batch_window = 0.01
     # kopf keeps each object's worker (a task, its queue, and the last event's whole body) for
     # `idle_timeout` after the object's last event, 5 s by default. At start-up every object is
     # listed within seconds, so with 5 s nearly all of them were alive at once: the listing's
