@@ -11,14 +11,17 @@ defaulting webhook would set (builders/jobset.py), so nothing depends on it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.integration.cluster import ROOT, kubectl, wait_for
+from tests.integration.conftest import free_port, wait_established
 
 COMPONENT = ROOT / "hack" / "components" / "jobset"
 MODULE = "sigs.k8s.io/jobset"
@@ -50,16 +53,22 @@ def module_dir(component: Path, module: str) -> Path:
     return Path(cache) / f"{module}@{found.group(1)}"
 
 
-def jobset_crds() -> Path:
-    given = os.environ.get("MODELWERK_JOBSET_CRDS")
+def component_crds(component: Path, module: str, variable: str) -> Path:
+    """A controller's CRDs: the folder in env `variable`, else its pinned module's
+    config/components/crd/bases (JobSet's and Kueue's kubebuilder layout)."""
+    given = os.environ.get(variable)
     folder = (
         Path(given)
         if given
-        else module_dir(COMPONENT, MODULE) / "config" / "components" / "crd" / "bases"
+        else module_dir(component, module) / "config" / "components" / "crd" / "bases"
     )
     if not folder.is_dir():
-        raise RuntimeError(f"JobSet CRDs not found in {folder} (MODELWERK_JOBSET_CRDS)")
+        raise RuntimeError(f"{module} CRDs not found in {folder} ({variable})")
     return folder
+
+
+def jobset_crds() -> Path:
+    return component_crds(COMPONENT, MODULE, "MODELWERK_JOBSET_CRDS")
 
 
 def self_signed(folder: Path) -> Path:
@@ -91,6 +100,10 @@ class ControllerProcess:
         self.webhook_port = webhook_port
         self.log_path = workdir / self.log_name
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, bin_dir: Path) -> None:
+        """Writes the controller's configuration and `launch`es it from `bin_dir`."""
+        raise NotImplementedError
 
     def launch(self, command: list[str], timeout: float) -> None:
         log = self.log_path.open("ab")
@@ -151,3 +164,20 @@ class JobSetController(ControllerProcess):
 
 def install_crds(folder: Path) -> None:
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(folder), timeout=120)
+
+
+@contextlib.contextmanager
+def running[C: ControllerProcess](
+    controller: type[C], component: str, crds: Path, kubeconfig: str, workdir: Path
+) -> Iterator[C]:
+    """The controller built (hack/build-component.sh `component`), its CRDs installed and
+    Established (left installed), running until the block ends."""
+    bin_dir = build(component)
+    install_crds(crds)
+    wait_established(crds)
+    proc = controller(kubeconfig, workdir, free_port(), free_port())
+    proc.start(bin_dir)
+    try:
+        yield proc
+    finally:
+        proc.stop()

@@ -18,25 +18,16 @@ are)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from tests.integration.engines import ROOT, ControllerProcess, module_dir, self_signed
+from tests.integration.engines import ROOT, ControllerProcess, component_crds, self_signed
 
 COMPONENT = ROOT / "hack" / "components" / "kueue"
 MODULE = "sigs.k8s.io/kueue"
 
 
 def kueue_crds() -> Path:
-    given = os.environ.get("MODELWERK_KUEUE_CRDS")
-    folder = (
-        Path(given)
-        if given
-        else module_dir(COMPONENT, MODULE) / "config" / "components" / "crd" / "bases"
-    )
-    if not folder.is_dir():
-        raise RuntimeError(f"Kueue CRDs not found in {folder} (MODELWERK_KUEUE_CRDS)")
-    return folder
+    return component_crds(COMPONENT, MODULE, "MODELWERK_KUEUE_CRDS")
 
 
 def config_yaml(webhook_port: int, probe_port: int, certs: Path) -> str:

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from tests.integration.cluster import apply, get, get_list, kubectl, wait_for
-from tests.integration.conftest import OperatorProcess, free_port, wait_established
-from tests.integration.engines import JobSetController, build, install_crds, jobset_crds
+from tests.integration.conftest import OperatorProcess
+from tests.integration.engines import JobSetController, jobset_crds, running
 from tests.integration.trainingruns import (
     conditions_by_type,
     model_manifest,
@@ -38,14 +38,9 @@ INDEX = "batch.kubernetes.io/job-completion-index"
 def jobset_controller(
     kubeconfig: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[JobSetController]:
-    bin_dir = build("jobset")
-    folder = jobset_crds()
-    install_crds(folder)
-    wait_established(folder)
-    proc = JobSetController(kubeconfig, tmp_path_factory.mktemp("jobset"), free_port(), free_port())
-    proc.start(bin_dir)
-    yield proc
-    proc.stop()
+    workdir = tmp_path_factory.mktemp("jobset")
+    with running(JobSetController, "jobset", jobset_crds(), kubeconfig, workdir) as proc:
+        yield proc
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from tests.integration.cluster import ROOT, apply, get, get_list, kubectl, wait_for
-from tests.integration.conftest import OperatorProcess, free_port, wait_established
-from tests.integration.engines import JobSetController, build, install_crds, jobset_crds
+from tests.integration.conftest import OperatorProcess
+from tests.integration.engines import JobSetController, jobset_crds, running
 from tests.integration.kueue import KueueController, kueue_crds
 from tests.integration.test_restart_writes import quiet, writes_by_resource
 from tests.integration.trainingruns import (
@@ -46,28 +46,18 @@ def jobset_controller(
 ) -> Iterator[JobSetController]:
     """The real JobSet controller, for a queued distributed run on a JobSet; its CRD installed
     before Kueue starts, so Kueue's jobset integration is set up at once."""
-    bin_dir = build("jobset")
-    folder = jobset_crds()
-    install_crds(folder)
-    wait_established(folder)
-    proc = JobSetController(kubeconfig, tmp_path_factory.mktemp("jobset"), free_port(), free_port())
-    proc.start(bin_dir)
-    yield proc
-    proc.stop()
+    workdir = tmp_path_factory.mktemp("jobset")
+    with running(JobSetController, "jobset", jobset_crds(), kubeconfig, workdir) as proc:
+        yield proc
 
 
 @pytest.fixture(scope="module")
 def kueue_controller(
     kubeconfig: str, tmp_path_factory: pytest.TempPathFactory, jobset_controller: JobSetController
 ) -> Iterator[KueueController]:
-    bin_dir = build("kueue")
-    folder = kueue_crds()
-    install_crds(folder)
-    wait_established(folder)
-    proc = KueueController(kubeconfig, tmp_path_factory.mktemp("kueue"), free_port(), free_port())
-    proc.start(bin_dir)
-    yield proc
-    proc.stop()
+    workdir = tmp_path_factory.mktemp("kueue")
+    with running(KueueController, "kueue", kueue_crds(), kubeconfig, workdir) as proc:
+        yield proc
 
 
 @pytest.fixture(scope="module")
