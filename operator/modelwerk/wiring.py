@@ -50,9 +50,7 @@ ROUTES = routes()
 
 
 # The kinds a TrainingRun owns (by its label): its Job (or JobSet and their Jobs) and pods.
-RUN_CHILDREN: tuple[Kind, ...] = tuple(
-    k for k in kinds.CACHED if k.cache is not None and k.cache.owner_label == LABEL_TRAININGRUN
-)
+RUN_CHILDREN: tuple[Kind, ...] = kinds.owned_by(LABEL_TRAININGRUN)
 
 
 def unfinished_owner(runs: Store) -> Callable[[Mapping[str, Any]], bool]:
@@ -92,15 +90,10 @@ def build_manager(
     controllers: tuple[Controller, ...] = CONTROLLERS,
 ) -> Manager:
     mgr = Manager(kube=kube, config=config, clock=clock)
-    for kind in kinds.CACHED:
+    for kind in kinds.CACHED:  # TrainingRuns come before their children (kinds.ALL)
         assert kind.cache is not None
-        mgr.stores[kind] = Store(kind.cache.project, indexes=kind.cache.indexes())
-    runs = mgr.stores[kinds.TRAININGRUN]
-    for kind in RUN_CHILDREN:
-        assert kind.cache is not None
-        mgr.stores[kind] = Store(
-            kind.cache.project, indexes=kind.cache.indexes(), keep=unfinished_owner(runs)
-        )
+        keep = unfinished_owner(mgr.stores[kinds.TRAININGRUN]) if kind in RUN_CHILDREN else None
+        mgr.stores[kind] = Store(kind.cache.project, indexes=kind.cache.indexes(), keep=keep)
     for controller in controllers:
         name = controller.kind.kind
         mgr.queues[controller.kind] = WorkQueue(
