@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from modelwerk import constants
 from modelwerk.api.trainingrun import TrainingRun
-from modelwerk.builders.common import Manifest, base_labels, owner_reference
+from modelwerk.builders.common import Manifest, base_labels, child_metadata
 
 LABEL_ATTEMPT: Final = f"{constants.LABEL_PREFIX}/attempt"
 # Set by the Job controller on every pod of an Indexed Job: the annotation is the documented
@@ -105,15 +105,15 @@ def build_service(run: TrainingRun, owner: Mapping[str, Any]) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {
-            "name": name,
-            "namespace": run.metadata.namespace,
-            "labels": base_labels(
+        "metadata": child_metadata(
+            name,
+            run.metadata.namespace,
+            owner,
+            base_labels(
                 "training",
                 **{constants.LABEL_TRAININGRUN: name, constants.LABEL_MODEL: run.spec.model},
             ),
-            "ownerReferences": [owner_reference(owner)],
-        },
+        ),
         "spec": {
             "clusterIP": "None",
             "publishNotReadyAddresses": True,
