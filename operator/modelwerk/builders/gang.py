@@ -27,9 +27,15 @@ def service_name(run: TrainingRun) -> str:
     return run.metadata.name or ""
 
 
+def hostname(job: str, index: int) -> str:
+    """The hostname the Job controller gives worker `index` of an Indexed Job (with a subdomain):
+    a DNS label, which bounds the run's name (api/trainingrun.py, MAX_GANG_NAME)."""
+    return f"{job}-{index}"
+
+
 def master_addr(run: TrainingRun, job: str) -> str:
     """Worker 0's hostname; resolved through the pod's DNS search path (`<ns>.svc...`)."""
-    return f"{job}-0.{service_name(run)}"
+    return f"{hostname(job, 0)}.{service_name(run)}"
 
 
 def _index_env(name: str) -> Manifest:
