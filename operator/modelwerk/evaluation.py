@@ -16,7 +16,8 @@ def lineage(
 ) -> dict[str, Any]:
     """What the run ran (status.reproducibility, then the registered version's lineage); for a
     distributed run also its gang: workers, the attempt and the engine (`IndexedJob`,
-    `JobSet`) that ran it."""
+    `JobSet`) that ran it: `engine`, else the one the run's status recorded (chosen once, when
+    the run started, and written before its Job can finish)."""
     result: dict[str, Any] = {
         "image": image_id or run.spec.image,
         "hyperparametersHash": hyperparameters_hash(dict(run.spec.hyperparameters)),
@@ -29,8 +30,9 @@ def lineage(
     if run.spec.workers is not None and run.spec.distributed():
         result["workers"] = run.spec.workers.replicas
         result["attempt"] = attempt or 0
-        if engine:
-            result["engine"] = engine
+        recorded = run.status.workers.engine if run.status.workers is not None else None
+        if engine or recorded:
+            result["engine"] = engine or recorded
     return result
 
 
