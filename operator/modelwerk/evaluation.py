@@ -16,8 +16,7 @@ def lineage(
 ) -> dict[str, Any]:
     """What the run ran (status.reproducibility, then the registered version's lineage); for a
     distributed run also its gang: workers, the attempt and the engine (`IndexedJob`,
-    `JobSet`) that ran it: `engine`, else the one the run's status recorded (chosen once, when
-    the run started, and written before its Job can finish)."""
+    `JobSet`) that ran it, as the reconciler chose it (reconcilers/jobset.engine)."""
     result: dict[str, Any] = {
         "image": image_id or run.spec.image,
         "hyperparametersHash": hyperparameters_hash(dict(run.spec.hyperparameters)),
@@ -30,9 +29,8 @@ def lineage(
     if run.spec.workers is not None and run.spec.distributed():
         result["workers"] = run.spec.workers.replicas
         result["attempt"] = attempt or 0
-        recorded = run.status.workers.engine if run.status.workers is not None else None
-        if engine or recorded:
-            result["engine"] = engine or recorded
+        if engine:
+            result["engine"] = engine
     return result
 
 

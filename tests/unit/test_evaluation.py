@@ -239,13 +239,6 @@ def test_lineage_of_a_gang_records_workers_attempt_and_engine() -> None:
     assert (result["workers"], result["attempt"], result["engine"]) == (4, 2, "JobSet")
     Lineage.model_validate(result)
     assert "engine" not in lineage(gang, None, 0)  # not known yet: not guessed from spec
-    started = TrainingRun.from_body(
-        {
-            **gang.model_dump(by_alias=True, mode="json", exclude_none=True),
-            "status": {"workers": {"replicas": 4, "attempt": 1, "engine": "IndexedJob"}},
-        }
-    )
-    assert lineage(started, None, 1)["engine"] == "IndexedJob"  # as the status recorded it
     single = lineage(run(workers={"replicas": 1}), None, 0, "IndexedJob")
     assert not {"workers", "attempt", "engine"} & set(single)
 
