@@ -489,7 +489,7 @@ def alertmanager(
         "--log.level=debug",
     ]
     return Server(
-        "alertmanager", argv, workdir / "alertmanager.log", f"http://{LOOPBACK}:{port}/-/ready"
+        "alertmanager", argv, workdir / "alertmanager.log", f"http://{listen}:{port}/-/ready"
     ), port
 
 

@@ -232,7 +232,7 @@ def prometheus(
         f"--web.listen-address={listen}:{port}",
     ]
     return Server(
-        "prometheus", argv, workdir / "prometheus.log", f"http://127.0.0.1:{port}/-/ready"
+        "prometheus", argv, workdir / "prometheus.log", f"http://{listen}:{port}/-/ready"
     ), port
 
 
