@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -207,6 +208,21 @@ def test_tampered_artifact_never_ready_while_previous_version_serves(
     assert _predict(namespace) == before
 
 
+def _proxied_endpoints(namespace: str, service: str) -> set[str]:
+    """The pod IPs kube-proxy (nftables mode, hack/node.sh) load-balances the Service's port over,
+    read from its rules on this machine: the chain `service-<hash>-<ns>/<name>/tcp/<port>` dnats
+    to `numgen random mod N map { i : ip . port }`."""
+    rules = subprocess.run(
+        ["nft", "list", "table", "ip", "kube-proxy"], capture_output=True, text=True, check=True
+    ).stdout
+    chain = re.search(
+        rf"chain service-\w+-{re.escape(namespace)}/{re.escape(service)}/tcp/[^ ]* {{(.*?)}}\n\t}}",
+        rules,
+        re.S,
+    )
+    return set(re.findall(r"(\d+\.\d+\.\d+\.\d+) \. \d+", chain.group(1))) if chain else set()
+
+
 def _served_by(url: str) -> str:
     """One Open Inference Protocol request on a connection of its own (kube-proxy picks an
     endpoint per connection): the version that answered, as the protocol's response names it."""
@@ -246,17 +262,26 @@ def test_canary_share_through_the_service_is_within_the_stated_bound(
     canary = {"version": 2, "trafficPercent": percent}
     apply(_deployment(1, replicas=replicas, canary=canary), namespace)
 
-    def split() -> dict[str, int] | None:
-        ready: dict[str, int] = {}
+    def split() -> set[str] | None:
+        ready: dict[str, set[str]] = {}
         for pod in get_list("pods", namespace, "modelwerk.io/deployment=iris"):
             statuses = pod["status"].get("containerStatuses") or []
             if statuses and all(s["ready"] for s in statuses):
                 version = pod["metadata"]["labels"]["modelwerk.io/model-version"]
-                ready[version] = ready.get(version, 0) + 1
-        return ready if ready == {"1": 3, "2": 1} else None
+                ready.setdefault(version, set()).add(pod["status"]["podIP"])
+        counts = {version: len(ips) for version, ips in ready.items()}
+        return set().union(*ready.values()) if counts == {"1": 3, "2": 1} else None
 
     # round(4 x 25 / 100) = 1 canary pod: the split as whole pods allow.
-    wait_for("3 ready pods of version 1 and 1 of version 2", split, timeout=300)
+    pods = wait_for("3 ready pods of version 1 and 1 of version 2", split, timeout=300)
+    # Ready pods are not yet kube-proxy's endpoints: the EndpointSlice controller and then
+    # kube-proxy's sync follow. Sampling before that measures the rollout, not the split (CI saw
+    # 41 % with a version-1 pod still missing from the rules), so wait for the programmed rules.
+    wait_for(
+        "kube-proxy balancing over exactly the 4 ready pods",
+        lambda: _proxied_endpoints(namespace, "iris") == pods,
+        timeout=120,
+    )
     url = _service_url(namespace)
     wait_for("the Service answering", lambda: _served_by(url))
     counts: dict[str, int] = {}
