@@ -208,7 +208,7 @@ async def _reconcile(mgr: Manager, obs: Observed, sb: StatusBuilder) -> float | 
     # The digest actually run is read from the pods; once they are gone (pod GC, a drained node)
     # the one recorded while they were there stands.
     ran = image_id(pods) or validation.init_image_id(pods) or recorded_image(sb.old)
-    sb.status["reproducibility"] = lineage(run, ran, gang.attempt(sb))
+    sb.status["reproducibility"] = lineage(run, ran, gang.attempt(sb), engine)
     checked = validation.observe(run, pods, sb.old)
     if checked is not None:
         sb.status["validation"] = checked
