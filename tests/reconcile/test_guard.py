@@ -99,6 +99,10 @@ async def _breach_reverts(prometheus: FakePrometheus) -> None:
     (event,) = [w for w in writes if w.verb == "event" and w.body["reason"] == "GuardReverted"]
     assert event.body["type"] == "Warning"
     assert "p99 latency 500.0 ms > 200 ms" in event.body["message"]
+    # Every number measured, not only the one over its limit.
+    assert event.body["message"].endswith(
+        "(measured over 1m: 10.00 requests/s, 0.00% errors, p99 500.0 ms)"
+    ), event.body["message"]
     assert world.condition(kinds.DEPLOYMENT, "iris", "Guard") == ("False", "Reverted")
     status = world.status(kinds.DEPLOYMENT, "iris")
     assert status["rejectedVersions"] == [2]
@@ -139,3 +143,39 @@ async def _healthy_passes(prometheus: FakePrometheus) -> None:
     _, writes = await world.reconcile(kinds.DEPLOYMENT, "iris")
     assert summary(writes) == []
     assert any('version="2"' in q for q in prometheus.queries)
+
+
+async def test_a_reverted_version_asked_for_again_later_is_not_served() -> None:
+    async with serving() as prometheus:
+        await _reverted_stays_out(prometheus)
+
+
+async def _reverted_stays_out(prometheus: FakePrometheus) -> None:
+    world = await switched_to_two(prometheus)
+    world.given(model_with(registered(1), registered(2), registered(3)))
+    prometheus.p99 = 0.5
+    world.clock.advance(60)
+    await world.reconcile(kinds.DEPLOYMENT, "iris")
+    ready(world)
+    await world.reconcile(kinds.DEPLOYMENT, "iris")
+    assert world.status(kinds.DEPLOYMENT, "iris")["currentVersion"] == 1
+    # Another version comes and passes its window ...
+    prometheus.p99 = 0.05
+    edit(world, kinds.DEPLOYMENT, "iris", version=3)
+    await world.reconcile(kinds.DEPLOYMENT, "iris")
+    ready(world)
+    await world.reconcile(kinds.DEPLOYMENT, "iris")
+    assert world.status(kinds.DEPLOYMENT, "iris")["currentVersion"] == 3
+    world.clock.advance(600)
+    await world.reconcile(kinds.DEPLOYMENT, "iris")
+    assert _guard(world)["state"] == "Passed"
+    # ... then the spec names the reverted one again: 3 keeps serving, 2 is not rolled out.
+    edit(world, kinds.DEPLOYMENT, "iris", version=2)
+    _, writes = await world.reconcile(kinds.DEPLOYMENT, "iris")
+    assert not [w for w in summary(writes) if "iris-v2" in w], summary(writes)
+    assert world.condition(kinds.DEPLOYMENT, "iris", "Guard") == ("False", "PreviouslyReverted")
+    status = world.status(kinds.DEPLOYMENT, "iris")
+    assert (status["currentVersion"], status["rejectedVersions"]) == (3, [2])
+    ready(world)
+    _, writes = await world.reconcile(kinds.DEPLOYMENT, "iris")
+    assert summary(writes) == []

@@ -126,3 +126,20 @@ async def test_serving_changes_are_recorded_on_the_deployment() -> None:
     _, writes = await world.reconcile(kinds.DEPLOYMENT, "iris")
     assert summary(writes) == []
     assert world.status(kinds.DEPLOYMENT, "iris")["history"] == history
+
+
+async def test_a_deployments_history_is_bounded_and_what_drops_out_becomes_an_event() -> None:
+    world = World()
+    body = deployment()
+    old = {"at": "2025-12-31T00:00:00Z", "reason": "Switched", "version": 1}
+    body["status"] = {"history": [old] * HISTORY_LIMIT}
+    world.given(model_with(registered(1)), body)
+    await world.reconcile(kinds.DEPLOYMENT, "iris")
+    ready(world)
+    _, writes = await world.reconcile(kinds.DEPLOYMENT, "iris")
+    (event,) = [w for w in writes if w.verb == "event" and w.body["reason"] == "ServingHistory"]
+    assert event.body["message"] == "version 1 (Switched) at 2025-12-31T00:00:00Z"
+    status = world.status(kinds.DEPLOYMENT, "iris")
+    assert len(status["history"]) == HISTORY_LIMIT
+    assert status["history"][-1]["at"] == world.mgr.timestamp()
+    assert status["historyTrimmed"] == 1

@@ -113,6 +113,8 @@ def test_deployment_sample() -> None:
     assert spec.monitoring.labels == {"team": "ml"}
     assert spec.monitoring.drift is not None
     assert spec.monitoring.drift.threshold == 3.0
+    assert spec.guard is not None
+    assert (spec.guard.window, spec.guard.max_latency_p99_ms) == ("10m", 250)
 
 
 def test_from_body_accepts_read_only_mappings() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from modelwerk import history
 from modelwerk.api.model import Model
 from modelwerk.builders.governance import build_policy_spec
 from modelwerk.plugin import cli as plugin
+from modelwerk.plugin.client import PluginError
 from modelwerk.plugin.history import parse_time, render_timeline, state_at
 
 OPERATOR = "system:serviceaccount:modelwerk-system:modelwerk"
@@ -230,3 +232,29 @@ def test_history_of_a_deployment_at_a_time(capsys: pytest.CaptureFixture[str]) -
         "TRAFFIC",
     ]
     assert plugin.main(["history", "pod/iris"], runner=_Fake(deployment)) == 1
+
+
+# Thursday 2026-12-03 15:00 UTC.
+NOW = datetime(2026, 12, 3, 15, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Tuesday 14:03", datetime(2026, 12, 1, 14, 3, tzinfo=UTC)),
+        ("tue 14:03:30 UTC", datetime(2026, 12, 1, 14, 3, 30, tzinfo=UTC)),
+        # Today, earlier: today; today, later: a week ago.
+        ("Thursday 14:59", datetime(2026, 12, 3, 14, 59, tzinfo=UTC)),
+        ("thu 15:01", datetime(2026, 11, 26, 15, 1, tzinfo=UTC)),
+        ("Friday 9:00", datetime(2026, 11, 27, 9, 0, tzinfo=UTC)),
+        ("2026-12-01 14:03", datetime(2026, 12, 1, 14, 3, tzinfo=UTC)),
+    ],
+)
+def test_at_takes_a_weekday_and_a_time(text: str, expected: datetime) -> None:
+    assert parse_time(text, NOW) == expected
+
+
+@pytest.mark.parametrize("text", ["Tu 14:03", "Tuesday 25:00", "someday 14:03", "Tuesday"])
+def test_at_refuses_what_is_not_a_time(text: str) -> None:
+    with pytest.raises(PluginError, match="not a time like"):
+        parse_time(text, NOW)

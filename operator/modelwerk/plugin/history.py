@@ -5,8 +5,9 @@ Model or the serving changes of a Deployment as a timeline, from their status.hi
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from modelwerk.plugin.client import DEPLOYMENTS, MODELS, Kubectl, PluginError
@@ -18,16 +19,48 @@ KINDS = {"model": MODELS, "models": MODELS, "deployment": DEPLOYMENTS, "deployme
 def history_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("target", metavar="model/NAME|deployment/NAME")
     parser.add_argument(
-        "--at", help="a time (RFC 3339, e.g. 2026-12-01T14:03:00Z; no zone: UTC)", default=None
+        "--at",
+        help="a time: RFC 3339 (e.g. 2026-12-01T14:03:00Z; no zone: UTC), or a weekday and a"
+        " UTC time, e.g. 'Tuesday 14:03' (the latest such moment not in the future)",
+        default=None,
     )
     parser.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table")
 
 
-def parse_time(text: str) -> datetime:
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_WEEKDAY_TIME = re.compile(r"^([a-z]{3,9})\s+([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?(?:\s+utc)?$")
+
+
+def _weekday_time(text: str, now: datetime) -> datetime | None:
+    """`Tuesday 14:03` (or `tue 14:03:30 UTC`): the latest such moment, in UTC, not after
+    `now`; None if `text` is not of that form."""
+    match = _WEEKDAY_TIME.match(text.strip().lower())
+    if match is None:
+        return None
+    word, hour, minute, second = match.groups()
+    days = [d for d in WEEKDAYS if word == d or (len(word) == 3 and d.startswith(word))]
+    if len(days) != 1:
+        return None
+    try:
+        moment = now.astimezone(UTC).replace(
+            hour=int(hour), minute=int(minute), second=int(second or 0), microsecond=0
+        )
+    except ValueError:
+        return None
+    moment -= timedelta(days=(moment.weekday() - WEEKDAYS.index(days[0])) % 7)
+    return moment - timedelta(days=7) if moment > now else moment
+
+
+def parse_time(text: str, now: datetime | None = None) -> datetime:
+    weekday = _weekday_time(text, now or datetime.now(UTC))
+    if weekday is not None:
+        return weekday
     try:
         moment = datetime.fromisoformat(text.strip().replace(" ", "T"))
     except ValueError as err:
-        raise PluginError(f"--at {text!r}: not a time like 2026-12-01T14:03:00Z") from err
+        raise PluginError(
+            f"--at {text!r}: not a time like 2026-12-01T14:03:00Z or 'Tuesday 14:03'"
+        ) from err
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 

@@ -46,6 +46,16 @@ def breach(spec: Guard, measured: promql.CanaryMeasurement) -> str | None:
     return None
 
 
+def measured_numbers(measured: promql.CanaryMeasurement, interval: str) -> str:
+    """Every number the breaching measurement took, for the Event: not only the one that broke
+    its limit."""
+    rate, p99 = measured.error_rate_percent, measured.latency_p99_ms
+    parts = [f"{measured.requests:.2f} requests/s"]
+    parts.append("no error rate" if rate is None else f"{rate:.2f}% errors")
+    parts.append("no p99" if p99 is None else f"p99 {p99:.1f} ms")
+    return f"measured over {interval}: " + ", ".join(parts)
+
+
 async def plan_guard(
     mgr: Manager, dep: Deployment, sb: StatusBuilder, plan: Plan, model_status: Mapping[str, Any]
 ) -> None:
@@ -124,7 +134,10 @@ async def plan_guard(
         return
     sb.status["guard"] = {**guard, "state": str(GuardState.REVERTED)}
     sb.status["rejectedVersions"] = sorted({*rejected, number})
-    message = f"version {number}: {found}; version {previous} serves again"
+    message = (
+        f"version {number}: {found}; version {previous} serves again"
+        f" ({measured_numbers(measured, spec.interval)})"
+    )
     plan.events.append(("GuardReverted", message, "Warning"))
     sb.condition(CONDITION, False, "Reverted", f"{message}, and {number} is not re-promoted")
 

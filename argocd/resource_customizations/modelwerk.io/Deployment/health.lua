@@ -14,6 +14,10 @@
 --   condition Guard=False           -> Degraded: Reverted (spec.guard measured a breach and
 --                                      the previous version serves again), PreviouslyReverted
 --                                      (the spec names a reverted version). Until Git changes.
+--   condition Guard=Unknown         -> NoPrometheus (the operator has no Prometheus: the guard
+--                                      never measures) -> Degraded; NoTraffic or
+--                                      PrometheusUnavailable (retried) -> Healthy, with the
+--                                      reason in the message: the guard is not measuring yet
 --   phase Pending (nothing served yet): Ready=False NoDigest or InvalidSpec -> Degraded
 --                                      (never fixes itself); else -> Progressing (e.g. the
 --                                      alias is not set until a run registers a version)
@@ -90,7 +94,7 @@ if canaryAnalysis ~= nil and canaryAnalysis.status == "False" and canaryAnalysis
 end
 
 local guard = condition(obj, "Guard")
-if guard ~= nil and guard.status == "False" then
+if guard ~= nil and (guard.status == "False" or (guard.status == "Unknown" and guard.reason == "NoPrometheus")) then
   hs.status = "Degraded"
   hs.message = "Guard " .. reasonMessage(guard, "reverted")
   return hs
@@ -141,7 +145,11 @@ if status.phase == "Available" then
       tostring(canary.trafficPercent or 0) .. "% of traffic"
   end
   if status.guard ~= nil and status.guard.state == "Watching" then
-    message = message .. "; guarded until its window ends"
+    if guard ~= nil and guard.status == "Unknown" then
+      message = message .. "; guard not measuring: " .. reasonMessage(guard, "no measurement")
+    else
+      message = message .. "; guarded until its window ends"
+    end
   end
   hs.status = "Healthy"
   hs.message = message
