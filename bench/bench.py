@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -17,7 +18,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,13 @@ def report_for(i: int) -> str:
     )
 
 
-def run_manifest(name: str, i: int, model: str | None = None) -> dict[str, Any]:
+JOBSET_GROUP, JOBSET_VERSION = "jobset.x-k8s.io", "v1alpha2"
+JOBSET_CRD = f"jobsets.{JOBSET_GROUP}"
+
+
+def run_manifest(
+    name: str, i: int, model: str | None = None, workers: int = 1, engine: str = "indexedJob"
+) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "image": "ghcr.io/modelwerk/bench-trainer:0.1.0",
         "seed": i,
@@ -53,6 +60,8 @@ def run_manifest(name: str, i: int, model: str | None = None) -> dict[str, Any]:
     }
     if model:
         spec["model"] = model
+    if workers > 1:
+        spec["workers"] = {"replicas": workers, "engine": engine}
     return {
         "apiVersion": constants.API_VERSION,
         "kind": "TrainingRun",
@@ -75,8 +84,10 @@ def percentiles(values: list[float]) -> dict[str, float]:
 class Watcher:
     """Records when this process first sees each object (watch ADDED), per kind and name."""
 
-    def __init__(self) -> None:
+    def __init__(self, jobsets: bool = False) -> None:
         self.seen: dict[str, dict[str, float]] = {"TrainingRun": {}, "Job": {}, "Pod": {}}
+        if jobsets:
+            self.seen["JobSet"] = {}
         self.phase: dict[str, str] = {}
         self._stop = threading.Event()
         self._ready = {kind: threading.Event() for kind in self.seen}
@@ -98,6 +109,14 @@ class Watcher:
             ("Job", batch.list_namespaced_job, {"namespace": NAMESPACE}),
             ("Pod", core.list_namespaced_pod, {"namespace": NAMESPACE}),
         ]
+        if "JobSet" in self.seen:
+            jobsets = {
+                "group": JOBSET_GROUP,
+                "version": JOBSET_VERSION,
+                "plural": "jobsets",
+                "namespace": NAMESPACE,
+            }
+            streams.append(("JobSet", custom.list_namespaced_custom_object, jobsets))
         for kind, func, kwargs in streams:
             thread = threading.Thread(target=self._loop, args=(kind, func, kwargs), daemon=True)
             thread.start()
@@ -304,28 +323,53 @@ class Results:
     ceiling: dict[str, Any] = field(default_factory=dict)
 
 
+def _ms(values: list[float]) -> dict[str, float]:
+    return {k: (v * 1000 if k != "n" else v) for k, v in percentiles(values).items()}
+
+
 async def latency_scenario(
-    kube: Kube, op: Operator, n: int, rate: float | None, prefix: str
+    kube: Kube,
+    op: Operator,
+    n: int,
+    rate: float | None,
+    prefix: str,
+    workers: int = 1,
+    engine: str = "indexedJob",
 ) -> dict[str, Any]:
-    watcher = Watcher()
+    """Run created -> its Job seen -> the Job's first pod seen. A distributed run (`workers` > 1)
+    is an Indexed Job gang of `workers` pods, or with engine jobSet a JobSet, whose Job the
+    JobSet controller makes (`<run>-workers-0`): then run -> JobSet is the operator's part."""
+    on_jobset = workers > 1 and engine == "jobSet"
+    watcher = Watcher(jobsets=on_jobset)
     watcher.start()
     created: dict[str, float] = {}
-    manifests = [run_manifest(f"{prefix}-{i}", i) for i in range(n)]
+    manifests = [run_manifest(f"{prefix}-{i}", i, workers=workers, engine=engine) for i in range(n)]
     elapsed = await create_runs(kube, manifests, rate, created)
     names = [m["metadata"]["name"] for m in manifests]
-    wait(lambda: all(n_ in watcher.seen["Pod"] for n_ in names), 900, f"{n} pods")
+    jobs = {x: f"{x}-workers-0" if on_jobset else x for x in names}
+    wait(lambda: all(jobs[x] in watcher.seen["Pod"] for x in names), 900, f"{n} runs' pods")
     watcher.stop()
-    run_to_job = [watcher.seen["Job"][x] - created[x] for x in names]
-    job_to_pod = [watcher.seen["Pod"][x] - watcher.seen["Job"][x] for x in names]
-    a, b = percentiles(run_to_job), percentiles(job_to_pod)
-    return {
+    run_to_job = [watcher.seen["Job"][jobs[x]] - created[x] for x in names]
+    job_to_pod = [watcher.seen["Pod"][jobs[x]] - watcher.seen["Job"][jobs[x]] for x in names]
+    a, b = _ms(run_to_job), _ms(job_to_pod)
+    row: dict[str, Any] = {
         "n": n,
         "mode": f"{rate:g}/s" if rate else "burst",
+        "workers": workers,
         "create_seconds": elapsed,
-        "run_to_job_ms": {k: (v * 1000 if k != "n" else v) for k, v in a.items()},
-        "job_to_pod_ms": {k: (v * 1000 if k != "n" else v) for k, v in b.items()},
+        "run_to_job_ms": a,
+        "job_to_pod_ms": b,
         "ratio_p99": a["p99"] / b["p99"] if b["p99"] else float("nan"),
     }
+    if workers > 1:
+        row["engine"] = "JobSet" if on_jobset else "IndexedJob"
+    if on_jobset:
+        row["run_to_jobset_ms"] = mine = _ms(
+            [watcher.seen["JobSet"][x] - created[x] for x in names]
+        )
+        # The operator's part is run -> JobSet; JobSet -> Job is the JobSet controller's.
+        row["ratio_p99"] = mine["p99"] / b["p99"] if b["p99"] else float("nan")
+    return row
 
 
 async def throughput_scenario(kube: Kube, op: Operator, n: int, models: int) -> dict[str, Any]:
@@ -460,23 +504,46 @@ def restart(op: Operator, objects: int) -> dict[str, Any]:
     }
 
 
-def write_report(results: Results, out: Path) -> str:
+def write_report(results: Results, out: Path, name: str = "latest") -> str:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "latest.json").write_text(json.dumps(results.__dict__, indent=2, default=str))
+    (out / f"{name}.json").write_text(json.dumps(results.__dict__, indent=2, default=str))
     m = results.meta
     lines = [
         f"Modelwerk benchmark — {m['date']}, Kubernetes {m['kubernetes']}, {m['cores']} cores, "
-        f"Python {m['python']}",
+        f"Python {m['python']}"
+        + (
+            f", load average {m['load_start']} at the start, {m['load_end']} at the end"
+            if m.get("load_start")
+            else ""
+        ),
         "",
         "| scenario | N | run→Job p50/p90/p99 (ms) | Job→Pod p50/p90/p99 (ms) | p99 ratio |",
         "|---|---|---|---|---|",
     ]
+
+    def p(d: dict[str, float]) -> str:
+        return f"{d['p50']:.0f} / {d['p90']:.0f} / {d['p99']:.0f}"
+
     for row in results.latency:
+        if row.get("workers", 1) > 1:
+            continue
         a, b = row["run_to_job_ms"], row["job_to_pod_ms"]
-        lines.append(
-            f"| {row['mode']} | {row['n']} | {a['p50']:.0f} / {a['p90']:.0f} / {a['p99']:.0f}"
-            f" | {b['p50']:.0f} / {b['p90']:.0f} / {b['p99']:.0f} | {row['ratio_p99']:.2f} |"
-        )
+        lines.append(f"| {row['mode']} | {row['n']} | {p(a)} | {p(b)} | {row['ratio_p99']:.2f} |")
+    gangs = [row for row in results.latency if row.get("workers", 1) > 1]
+    if gangs:
+        lines += [
+            "",
+            "| distributed | N | run→JobSet p50/p90/p99 (ms) | run→Job p50/p90/p99 (ms) "
+            "| Job→first Pod p50/p90/p99 (ms) | p99 ratio (operator's part / Job→first Pod) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for row in gangs:
+            jobset = p(row["run_to_jobset_ms"]) if "run_to_jobset_ms" in row else "—"
+            lines.append(
+                f"| {row['mode']}, {row['workers']} workers, {row['engine']} | {row['n']} | "
+                f"{jobset} | {p(row['run_to_job_ms'])} | {p(row['job_to_pod_ms'])} | "
+                f"{row['ratio_p99']:.2f} |"
+            )
     t = results.throughput
     if t:
         lines += [
@@ -515,8 +582,21 @@ def write_report(results: Results, out: Path) -> str:
             f"{c['creates_per_second']:.0f} creates/s (N={c['n']}) |"
         )
     text = "\n".join(lines) + "\n"
-    (out / "latest.md").write_text(text)
+    (out / f"{name}.md").write_text(text)
     return text
+
+
+@contextlib.contextmanager
+def jobset_controller(kubeconfig: str, out: Path) -> Iterator[None]:
+    """The real JobSet controller as the integration tier runs it (tests/integration/engines.py):
+    built on first use, its CRD installed, a local process until the block ends."""
+    sys.path.insert(0, str(ROOT))
+    from tests.integration.engines import JobSetController, jobset_crds, running
+
+    workdir = out / "jobset"
+    workdir.mkdir(parents=True, exist_ok=True)
+    with running(JobSetController, "jobset", jobset_crds(), kubeconfig, workdir):
+        yield
 
 
 def prepare_cluster() -> str:
@@ -550,7 +630,20 @@ async def main(argv: Iterable[str] | None = None) -> None:
         action="store_true",
         help="leave the runs in place (and skip the raw ceiling); a later run reuses them",
     )
+    parser.add_argument(
+        "--distributed-sizes", default="100", help="latency sizes of the distributed scenarios"
+    )
+    parser.add_argument("--workers", type=int, default=4, help="workers of a distributed run")
+    parser.add_argument(
+        "--jobset",
+        action="store_true",
+        help="run the real JobSet controller (built from hack/components/jobset, as the "
+        "integration tier does) and add a JobSet scenario",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument(
+        "--name", default="latest", help="the results' file names in --out (NAME.md, NAME.json)"
+    )
     args = parser.parse_args(list(argv) if argv is not None else None)
 
     kubeconfig = os.environ["KUBECONFIG"]
@@ -565,6 +658,8 @@ async def main(argv: Iterable[str] | None = None) -> None:
             "kubernetes": version,
             "cores": os.cpu_count(),
             "python": platform.python_version(),
+            # Other work on the machine shows in every figure: the 1/5/15-minute load averages.
+            "load_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         }
     )
     audit = (
@@ -572,6 +667,10 @@ async def main(argv: Iterable[str] | None = None) -> None:
     )
     log = args.out / "operator.log"
     args.out.mkdir(parents=True, exist_ok=True)
+    engines = contextlib.ExitStack()
+    if args.jobset:
+        # Before the operator starts: it watches JobSets only if their CRD is there then.
+        engines.enter_context(jobset_controller(kubeconfig, args.out))
     op = Operator(kubeconfig, log)
     op.start()
     try:
@@ -582,6 +681,19 @@ async def main(argv: Iterable[str] | None = None) -> None:
                     await latency_scenario(kube, op, n, rate, f"l{n}{'b' if rate is None else 'r'}")
                 )
                 await delete_all(kube)
+        gang_engines = ["indexedJob", *(["jobSet"] if args.jobset else [])]
+        for n in (int(x) for x in args.distributed_sizes.split(",") if x and args.workers > 1):
+            for engine in gang_engines:
+                for rate in (args.rate, None):
+                    mode = "burst" if rate is None else f"{rate:g}/s"
+                    print(f"latency: N={n} {mode}, {args.workers} workers, {engine}", flush=True)
+                    prefix = (
+                        f"{'j' if engine == 'jobSet' else 'g'}{n}{'b' if rate is None else 'r'}"
+                    )
+                    results.latency.append(
+                        await latency_scenario(kube, op, n, rate, prefix, args.workers, engine)
+                    )
+                    await delete_all(kube)
         if args.throughput:
             print(f"throughput: N={args.throughput}", flush=True)
             line = audit_writes(audit, 0)[1] if audit else 0
@@ -595,7 +707,7 @@ async def main(argv: Iterable[str] | None = None) -> None:
         created: dict[str, float] = {}
         done = 0
         sizes = args.memory_sizes or f"{min(1000, args.objects)},{args.objects}"
-        for target in sorted({int(x) for x in sizes.split(",") if x}):
+        for target in sorted({int(x) for x in sizes.split(",") if x and args.objects}):
             print(f"populating {target} runs", flush=True)
             await populate(kube, done, target, created)
             done = target
@@ -612,12 +724,14 @@ async def main(argv: Iterable[str] | None = None) -> None:
             results.restart = row
     finally:
         op.stop()
+        engines.close()
     if not args.keep:
         await delete_all(kube)
         results.ceiling = await ceiling_scenario(kube, min(5000, args.objects))
         await delete_all(kube)
     await kube.close()
-    print(write_report(results, args.out))
+    results.meta["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(write_report(results, args.out, args.name))
 
 
 if __name__ == "__main__":

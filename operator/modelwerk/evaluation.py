@@ -11,7 +11,12 @@ from modelwerk.api.trainingrun import TrainingRun
 from modelwerk.builders.job import hyperparameters_hash
 
 
-def lineage(run: TrainingRun, image_id: str | None, attempt: int | None = None) -> dict[str, Any]:
+def lineage(
+    run: TrainingRun, image_id: str | None, attempt: int | None = None, engine: str | None = None
+) -> dict[str, Any]:
+    """What the run ran (status.reproducibility, then the registered version's lineage); for a
+    distributed run also its gang: workers, the attempt and the engine (`IndexedJob`,
+    `JobSet`) that ran it, as the reconciler chose it (reconcilers/jobset.engine)."""
     result: dict[str, Any] = {
         "image": image_id or run.spec.image,
         "hyperparametersHash": hyperparameters_hash(dict(run.spec.hyperparameters)),
@@ -24,6 +29,8 @@ def lineage(run: TrainingRun, image_id: str | None, attempt: int | None = None) 
     if run.spec.workers is not None and run.spec.distributed():
         result["workers"] = run.spec.workers.replicas
         result["attempt"] = attempt or 0
+        if engine:
+            result["engine"] = engine
     return result
 
 

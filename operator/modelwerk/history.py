@@ -75,10 +75,12 @@ def serving_change(
     before, after = served(old), served(new)
     if before == after:
         return None
-    if before[0] != after[0]:
-        reason = ServingChangeReason.REVERTED if reverted else ServingChangeReason.SWITCHED
-    elif after[3] != before[3] and after[3] == "Promoted":
+    if after[3] != before[3] and after[3] == "Promoted":
+        # First: the write that records the promotion may also be the one where the promoted
+        # version became current (its pods were ready already); it is still the promotion.
         reason = ServingChangeReason.CANARY_PROMOTED
+    elif before[0] != after[0]:
+        reason = ServingChangeReason.REVERTED if reverted else ServingChangeReason.SWITCHED
     elif after[3] != before[3] and after[3] == "RolledBack":
         reason = ServingChangeReason.ROLLED_BACK
     elif after[1] is None:

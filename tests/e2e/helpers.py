@@ -444,10 +444,16 @@ def model_server(
 
 
 def alertmanager(
-    workdir: Path, *, webhook_url: str, token_file: Path, group_by: Sequence[str]
+    workdir: Path,
+    *,
+    webhook_url: str,
+    token_file: Path,
+    group_by: Sequence[str],
+    listen: str = LOOPBACK,
 ) -> tuple[Server, int]:
     """Alertmanager (0.25 syntax) routing everything to one webhook receiver with a bearer
-    token read from `token_file`; clustering off, listening on the loopback only."""
+    token read from `token_file`; clustering off, listening on `listen` (the loopback unless
+    a Prometheus elsewhere must reach it)."""
     port = free_port()
     config = {
         "route": {
@@ -478,12 +484,12 @@ def alertmanager(
         binary("ALERTMANAGER", "prometheus-alertmanager", "alertmanager"),
         f"--config.file={config_file}",
         f"--storage.path={storage}",
-        f"--web.listen-address={LOOPBACK}:{port}",
+        f"--web.listen-address={listen}:{port}",
         "--cluster.listen-address=",  # no HA gossip: nothing listens beyond the one port
         "--log.level=debug",
     ]
     return Server(
-        "alertmanager", argv, workdir / "alertmanager.log", f"http://{LOOPBACK}:{port}/-/ready"
+        "alertmanager", argv, workdir / "alertmanager.log", f"http://{listen}:{port}/-/ready"
     ), port
 
 
@@ -543,6 +549,7 @@ class Traffic(threading.Thread):
         interval: float = 0.05,
         max_requests: int = 20_000,
         max_seconds: float = 400,
+        opener: urllib.request.OpenerDirector | None = None,
     ) -> None:
         super().__init__(name="traffic", daemon=True)
         self.url = url
@@ -552,6 +559,8 @@ class Traffic(threading.Thread):
         self.max_requests = max_requests
         self.max_seconds = max_seconds
         self.shift: dict[int, float] = {}
+        # The default honours the environment's proxies; a ClusterIP needs a direct opener.
+        self.opener = opener or urllib.request.build_opener()
         self.sent = 0
         self.failures: list[str] = []
         self._stop_event = threading.Event()
@@ -587,7 +596,7 @@ class Traffic(threading.Thread):
                 self.url, data=body, headers={"Content-Type": "application/json"}, method="POST"
             )
             try:
-                with urllib.request.urlopen(request, timeout=5) as response:
+                with self.opener.open(request, timeout=5) as response:
                     response.read()
             except OSError as err:
                 self.failures.append(str(err))

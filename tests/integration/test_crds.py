@@ -401,8 +401,19 @@ INVALID: list[tuple[str, Manifest, list[str]]] = [
     ),
     (
         "workers-name-too-long",
-        run(name="a" * 61, workers={"replicas": 2}),
+        run(name="a" * 61, workers={"replicas": 2, "engine": "indexedJob"}),
         ["a distributed run's name", "at most 60 characters"],
+    ),
+    # A JobSet's hostnames `<run>-workers-0-<index>`, index up to 63: one over 63 - 11 - 2 = 50.
+    (
+        "jobset-name-too-long",
+        run(name="j" * 51, workers={"replicas": 64, "engine": "jobSet"}),
+        ["may run on a JobSet", "at most 50 characters", "<run>-workers-0-<index>"],
+    ),
+    (
+        "auto-name-too-long",
+        run(name="a" * 51, workers={"replicas": 2}),
+        ["may run on a JobSet", "at most 50 characters"],
     ),
     (
         "workers-name-digit",
@@ -441,7 +452,10 @@ def test_valid_counterparts_are_accepted(crds: None, namespace: str) -> None:
         run(name="env", env=[{"name": "LOG_LEVEL", "value": "info"}, {"name": "MODELWERKX"}]),
         model(name="b" * 63),
         model(name="own", retrain={"template": {"model": "own", "image": "t:1"}}),
-        run(name="g" * 60, workers={"replicas": 64, "port": 1234}),
+        run(name="g" * 60, workers={"replicas": 64, "port": 1234, "engine": "indexedJob"}),
+        run(name="j" * 50, workers={"replicas": 64, "engine": "jobSet"}),
+        run(name="u" * 50, workers={"replicas": 64}),
+        run(name="s" * 63, workers={"replicas": 1}),
         run(name="1-worker", workers={"replicas": 1}, env=[{"name": "RANK", "value": "0"}]),
     ):
         apply(manifest, namespace)

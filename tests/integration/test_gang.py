@@ -43,6 +43,9 @@ def gang(name: str, **kwargs: Any) -> dict[str, Any]:
     )
 
 
+GANG_KEYS = ("workers", "attempt", "engine")
+
+
 def versions(namespace: str) -> list[dict[str, Any]]:
     obj = get("model", "iris", namespace) or {}
     return list((obj.get("status") or {}).get("versions") or [])
@@ -104,6 +107,8 @@ def test_four_workers_register_once(namespace: str, operator: OperatorProcess) -
     assert obj["status"]["workers"] == {"replicas": WORKERS, "attempt": 0, "engine": "IndexedJob"}
     assert obj["status"]["reproducibility"]["workers"] == WORKERS
     assert [v["source"]["trainingRun"] for v in versions(namespace)] == ["dist"]
+    gang_lineage = {k: versions(namespace)[0]["lineage"].get(k) for k in GANG_KEYS}
+    assert gang_lineage == {"workers": WORKERS, "attempt": 0, "engine": "IndexedJob"}
 
     job = get("job", "dist", namespace)
     assert job is not None
@@ -142,6 +147,8 @@ def test_a_failed_worker_restarts_the_gang(namespace: str, operator: OperatorPro
     assert obj["status"]["workers"] == {"replicas": WORKERS, "attempt": 1, "engine": "IndexedJob"}
     assert obj["status"]["reproducibility"]["attempt"] == 1
     assert [v["source"]["trainingRun"] for v in versions(namespace)] == ["flaky"]
+    gang_lineage = {k: versions(namespace)[0]["lineage"].get(k) for k in GANG_KEYS}
+    assert gang_lineage == {"workers": WORKERS, "attempt": 1, "engine": "IndexedJob"}
     job = get("job", "flaky", namespace)
     assert job is not None
     assert job["metadata"]["labels"][ATTEMPT] == "1"

@@ -88,6 +88,8 @@ def test_four_workers_on_a_jobset_register_once(
     obj = wait_phase(ns, "dist", "Succeeded", timeout=180)
     assert obj["status"]["workers"] == {"replicas": WORKERS, "attempt": 0, "engine": "JobSet"}
     assert [v["source"]["trainingRun"] for v in versions(ns)] == ["dist"]
+    gang_lineage = {k: versions(ns)[0]["lineage"].get(k) for k in ("workers", "attempt", "engine")}
+    assert gang_lineage == {"workers": WORKERS, "attempt": 0, "engine": "JobSet"}
     assert conditions_by_type(obj)["JobCreated"]["message"] == "JobSet dist"
 
     jobset = get("jobset", "dist", ns)
@@ -119,6 +121,8 @@ def test_a_failed_worker_restarts_the_jobset_gang(
     assert obj["status"]["workers"] == {"replicas": WORKERS, "attempt": 1, "engine": "JobSet"}
     assert (get("jobset", "flaky", ns) or {})["status"]["restarts"] == 1
     assert [v["source"]["trainingRun"] for v in versions(ns)] == ["flaky"]
+    assert versions(ns)[0]["lineage"]["attempt"] == 1
+    assert versions(ns)[0]["lineage"]["engine"] == "JobSet"
     # The report counted is worker 0's of the attempt that succeeded.
     pods = pods_of(ns, "flaky")
     assert {p["metadata"]["labels"][RESTART] for p in pods} == {"1"}

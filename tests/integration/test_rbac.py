@@ -60,7 +60,12 @@ from tests.integration.trainingruns import (
     wait_condition,
     wait_phase,
 )
-from tests.unit.test_chart import EXPECTED_CRD_READ_NAMESPACED, EXPECTED_NAMESPACED
+from tests.unit.test_chart import (
+    EXPECTED_CRD_READ_NAMESPACED,
+    EXPECTED_JOBSET,
+    EXPECTED_KUEUE,
+    EXPECTED_NAMESPACED,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -390,9 +395,19 @@ def readme_permissions(mode: str) -> set[str]:
     return set(block.group(1).strip().splitlines())
 
 
+def engine_permissions() -> set[str]:
+    """What jobSet.enabled=true and kueue.enabled=true add, as `can-i --list` prints it: the
+    grants the JobSet and Kueue paths use (test_rbac_engines.py audits them)."""
+    return {
+        f"{plural}.{group}: {' '.join(sorted(verbs))}"
+        for (group, plural), verbs in {**EXPECTED_JOBSET, **EXPECTED_KUEUE}.items()
+    }
+
+
+@pytest.mark.parametrize("engines", [False, True], ids=["default", "jobset-kueue"])
 @pytest.mark.parametrize("mode", ["cluster-wide", "watchNamespaces"])
 def test_effective_permissions_are_the_readmes(
-    mode: str, namespaces: list[str], crds: None
+    mode: str, engines: bool, namespaces: list[str], crds: None
 ) -> None:
     release_ns, watched = namespaces
     # The README's lists are the table's; the leader election's Lease Role in the release
@@ -400,6 +415,8 @@ def test_effective_permissions_are_the_readmes(
     sets = ["leaderElection.enabled=false", "replicaCount=1"]
     if mode == "watchNamespaces":
         sets.append(f"watchNamespaces={{{watched}}}")
+    if engines:
+        sets += ["jobSet.enabled=true", "kueue.enabled=true"]
     install("install", release_ns, *sets, extra=["--skip-crds"])
     try:
         user = service_account(release_ns)
@@ -408,7 +425,8 @@ def test_effective_permissions_are_the_readmes(
             lambda: (perms := can_i_list(user, watched)) and "pods: list watch" in perms and perms,
             timeout=30,
         )
-        assert sorted(found) == sorted(readme_permissions(mode)), "\n".join(sorted(found))
+        expected = readme_permissions(mode) | (engine_permissions() if engines else set())
+        assert sorted(found) == sorted(expected), "\n".join(sorted(found))
         if mode == "watchNamespaces":  # elsewhere: the cluster-scoped rules only
             only_crds = {"customresourcedefinitions.apiextensions.k8s.io: get"}
             assert can_i_list(user, release_ns) == only_crds

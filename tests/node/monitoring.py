@@ -200,7 +200,16 @@ def rule_files(namespace: str, into: Path) -> None:
             (folder / key).write_text(text)
 
 
-def prometheus(config: dict[str, Any], namespace: str, workdir: Path) -> tuple[Server, int]:
+def prometheus(
+    config: dict[str, Any],
+    namespace: str,
+    workdir: Path,
+    *,
+    listen: str = "127.0.0.1",
+    port: int | None = None,
+) -> tuple[Server, int]:
+    """Prometheus with the generated configuration; `listen` other than the loopback when the
+    node's pods must reach it (the operator's canary analysis)."""
     rules = workdir / "rules"
     rule_files(namespace, rules)
     config = dict(config)
@@ -215,15 +224,15 @@ def prometheus(config: dict[str, Any], namespace: str, workdir: Path) -> tuple[S
     path.write_text(text)
     storage = workdir / "data"
     storage.mkdir(exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     argv = [
         str(component_bin("prometheus")),
         f"--config.file={path}",
         f"--storage.tsdb.path={storage}",
-        f"--web.listen-address=127.0.0.1:{port}",
+        f"--web.listen-address={listen}:{port}",
     ]
     return Server(
-        "prometheus", argv, workdir / "prometheus.log", f"http://127.0.0.1:{port}/-/ready"
+        "prometheus", argv, workdir / "prometheus.log", f"http://{listen}:{port}/-/ready"
     ), port
 
 

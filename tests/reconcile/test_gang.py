@@ -131,7 +131,9 @@ async def test_four_workers_register_once_from_worker_0() -> None:
     assert status["phase"] == "Succeeded"
     assert status["reproducibility"]["workers"] == WORKERS
     assert status["reproducibility"]["attempt"] == 0
-    assert versions[0]["lineage"]["workers"] == WORKERS
+    assert status["reproducibility"]["engine"] == "IndexedJob"
+    gang_lineage = {k: versions[0]["lineage"][k] for k in ("workers", "attempt", "engine")}
+    assert gang_lineage == {"workers": WORKERS, "attempt": 0, "engine": "IndexedJob"}
     # Converged: no write, and still one version.
     _, again = await world.reconcile(kinds.TRAININGRUN, RUN)
     assert again == []

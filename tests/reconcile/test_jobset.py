@@ -70,6 +70,7 @@ async def test_auto_creates_one_jobset_when_its_crd_is_installed() -> None:
     ]
     status = world.status(kinds.TRAININGRUN, RUN)
     assert status["workers"] == {"replicas": WORKERS, "attempt": 0, "engine": "JobSet"}
+    assert status["reproducibility"]["engine"] == "JobSet"  # from the first pass on
     created = world.kube.find(kinds.JOBSET, RUN, NS)
     assert created is not None
     assert created["spec"]["failurePolicy"] == {"maxRestarts": 2}

@@ -55,12 +55,14 @@ def run_trainer(
     run: str = "iris-1",
     seed: int | None = 42,
     hyperparameters: Mapping[str, str] | None = None,
+    datasets: Sequence[Mapping[str, str]] = (),
 ) -> subprocess.CompletedProcess[str]:
     workdir.mkdir(parents=True, exist_ok=True)
     env = clean_env(
         MODELWERK_RUN=run,
         MODELWERK_MODEL="iris",
         MODELWERK_HYPERPARAMETERS=json.dumps(dict(hyperparameters or {})),
+        MODELWERK_DATASETS=json.dumps([dict(d) for d in datasets]),
         MODELWERK_OUTPUT_DIR=str(workdir / "output"),
         MODELWERK_OUTPUT_URI=f"pvc://models/iris/{run}",
         MODELWERK_TERMINATION_MESSAGE_PATH=str(workdir / "termination-log"),

@@ -233,6 +233,16 @@ def test_lineage_minimal_omits_code_and_seed_but_keeps_seed_zero() -> None:
     assert lineage(run(seed=0), None)["seed"] == 0
 
 
+def test_lineage_of_a_gang_records_workers_attempt_and_engine() -> None:
+    gang = run(workers={"replicas": 4, "engine": "jobSet"})
+    result = lineage(gang, None, 2, "JobSet")
+    assert (result["workers"], result["attempt"], result["engine"]) == (4, 2, "JobSet")
+    Lineage.model_validate(result)
+    assert "engine" not in lineage(gang, None, 0)  # not known yet: not guessed from spec
+    single = lineage(run(workers={"replicas": 1}), None, 0, "IndexedJob")
+    assert not {"workers", "attempt", "engine"} & set(single)
+
+
 def test_lineage_hash_tracks_hyperparameters() -> None:
     a = lineage(run(hyperparameters={"C": "1.0"}), None)["hyperparametersHash"]
     b = lineage(run(hyperparameters={"C": "2.0"}), None)["hyperparametersHash"]

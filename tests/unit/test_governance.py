@@ -125,6 +125,12 @@ def test_serving_change_reasons() -> None:
             {"reason": "CanaryPromoted", "version": 1, "canary": 2, "trafficPercent": 100},
         ),
         (promoted, {"currentVersion": 2}, {"reason": "Switched", "version": 2}),
+        # Promoted in the same write as the version became current (its pods were ready).
+        (
+            stepped,
+            {**promoted, "currentVersion": 2},
+            {"reason": "CanaryPromoted", "version": 2, "canary": 2, "trafficPercent": 100},
+        ),
         (canary, stable, {"reason": "CanaryRemoved", "version": 1}),
     ]
     for old, new, expected in cases:

@@ -5,7 +5,18 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from modelwerk.api.trainingrun import TrainingRun
+import pytest
+
+from modelwerk.api.trainingrun import (
+    JOBSET_NAME_RULE,
+    MAX_GANG_NAME,
+    MAX_JOBSET_NAME,
+    MAX_WORKERS,
+    TRAININGRUN_KIND,
+    TrainingRun,
+)
+from modelwerk.builders.gang import hostname
+from modelwerk.builders.job import build_job
 from modelwerk.builders.jobset import build_jobset, child_job_name
 from modelwerk.reconcilers.jobset import as_job
 from tests.unit.test_gang_builder import expected_gang_job, gang_body
@@ -94,3 +105,28 @@ def test_a_jobset_reads_as_a_job() -> None:
         "failed": 3,
         "startTime": "2026-01-01T00:00:00Z",
     }
+
+
+def _longest_hostname(name: str, engine: str) -> str:
+    """The hostname of the last worker of the biggest gang, as the builders name its Job."""
+    body = gang_body(replicas=MAX_WORKERS, engine=engine)
+    body["metadata"]["name"] = name
+    run = TrainingRun.from_body(body)
+    if engine == "jobSet":
+        assert build(body)["metadata"]["name"] == name
+        job = child_job_name(run)
+    else:
+        job = build_job(run, body, model_of())["metadata"]["name"]
+    return hostname(job, MAX_WORKERS - 1)
+
+
+@pytest.mark.parametrize(("engine", "bound"), [("jobSet", 50), ("indexedJob", 60)])
+def test_the_crds_name_bound_is_what_the_hostnames_leave(engine: str, bound: int) -> None:
+    """63 - len("-workers-0-") - 2 = 50 on a JobSet, 63 - len("-") - 2 = 60 on an Indexed Job
+    (index up to 63): at the bound the last worker's hostname is a DNS label, one over not."""
+    assert {"jobSet": MAX_JOBSET_NAME, "indexedJob": MAX_GANG_NAME}[engine] == bound
+    assert len(_longest_hostname("h" * bound, engine)) == 63
+    assert len(_longest_hostname("h" * (bound + 1), engine)) == 64
+    assert JOBSET_NAME_RULE in TRAININGRUN_KIND.root_validations
+    assert f"self.metadata.name.size() <= {MAX_JOBSET_NAME}" in JOBSET_NAME_RULE["rule"]
+    assert "'indexedJob'" in JOBSET_NAME_RULE["rule"]

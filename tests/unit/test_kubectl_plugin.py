@@ -231,6 +231,9 @@ def test_version_record_joins_registry_entry_and_run() -> None:
         "datasets": LINEAGE["datasets"],
         "hyperparametersHash": HASH,
         "seed": 42,
+        "workers": 1,
+        "attempt": None,
+        "engine": None,
         "run": {
             "phase": "Succeeded",
             "hyperparameters": {"max_iter": "200", "C": "1.0"},

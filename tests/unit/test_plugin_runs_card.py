@@ -502,3 +502,50 @@ def test_a_gangs_record_names_its_engine_and_attempt() -> None:
     assert plugin_runs._workers(record) == "4 JobSet (attempt 2)"
     single = plugin_runs.run_record({"metadata": {"name": "one"}, "spec": {}, "status": {}})
     assert plugin_runs._workers(single) == "1"
+
+
+def _gang_entry(lineage: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "version": 5,
+        "artifact": {"uri": "s3://bucket/iris/iris-g/model.joblib", "digest": DATA},
+        "source": {"trainingRun": "iris-g", "uid": "ug"},
+        "lineage": {**_lineage(), **lineage},
+    }
+
+
+def test_lineage_and_card_of_a_gangs_version_show_workers_engine_and_attempt() -> None:
+    entry = _gang_entry({"workers": 4, "attempt": 1, "engine": "JobSet"})
+    record = plugin.version_record(MODEL, entry)
+    assert (record["workers"], record["attempt"], record["engine"]) == (4, 1, "JobSet")
+    text = plugin.render_lineage({"versions": [record]})
+    assert "  WORKERS           4 on JobSet, attempt 1\n" in text
+    card = plugin_card.to_markdown(plugin_card.card_blocks(MODEL, entry, None, []))
+    assert "- Workers: 4 on JobSet, attempt 1\n" in card
+    # A registry record of a deleted run, as `runs` shows it.
+    assert plugin_runs.version_record(MODEL, entry, None)["engine"] == "JobSet"
+
+
+def test_a_single_pod_version_has_no_workers_line() -> None:
+    entry = _gang_entry({})
+    assert "WORKERS" not in plugin.render_lineage(
+        {"versions": [plugin.version_record(MODEL, entry)]}
+    )
+    card = plugin_card.to_markdown(plugin_card.card_blocks(MODEL, entry, None, []))
+    assert "Workers:" not in card
+
+
+def test_an_older_gang_lineage_without_engine_takes_the_runs_status() -> None:
+    entry = _gang_entry({"workers": 2, "attempt": 0})
+    run = _run("iris-g", "ug", "2026-11-27T09:00:00Z", {"phase": "Succeeded", "modelVersion": 5})
+    run["status"]["workers"] = {"replicas": 2, "attempt": 0, "engine": "IndexedJob"}
+    run["status"]["reproducibility"] = entry["lineage"]
+    card = plugin_card.to_markdown(plugin_card.card_blocks(MODEL, entry, run, []))
+    assert "- Workers: 2 on IndexedJob, attempt 0\n" in card
+    unregistered = plugin.run_record(run)
+    assert (unregistered["workers"], unregistered["engine"]) == (2, "IndexedJob")
+    assert (
+        plugin.render_lineage({"versions": [plugin.version_record(MODEL, entry)]}).count(
+            "WORKERS           2, attempt 0"
+        )
+        == 1
+    )

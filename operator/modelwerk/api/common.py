@@ -365,6 +365,9 @@ class Lineage(StatusModel):
     """The run's spec.workers.replicas when it trained on several pods; absent: one pod."""
     attempt: int | None = None
     """A distributed run's gang attempt (from 0) that produced the result; absent: one pod."""
+    engine: str | None = None
+    """What ran a distributed run's gang, `IndexedJob` or `JobSet` (its status.workers.engine);
+    absent: one pod."""
 
 
 # --- durations ------------------------------------------------------------------------------

@@ -103,7 +103,8 @@ class Evaluation(ApiModel):
 
 MAX_WORKERS: Final = 64
 """The most workers a run may ask for: a bound on what one Indexed Job gang is meant for (a
-bigger job wants a queue and a gang scheduler), and it keeps hostnames `<run>-<index>` short."""
+bigger job wants a queue and a gang scheduler), and it keeps the workers' hostnames (index at
+most 63) within a DNS label; see MAX_GANG_NAME and MAX_JOBSET_NAME."""
 DEFAULT_MASTER_PORT: Final = 29500  # torchrun's default
 # Set by the operator in every worker of a distributed run; spec.env must not shadow them.
 RENDEZVOUS_ENV: Final = (
@@ -161,13 +162,36 @@ def _spec_rule_workers() -> tuple[JsonDict, ...]:
     )
 
 
+JOBSET_REPLICATED_JOB: Final = "workers"
+"""The one replicated Job of a distributed run's JobSet (builders/jobset.py)."""
+
 # A distributed run's Service is named like the run (a DNS-1035 label: starts with a letter) and
-# its pods' hostnames are `<run>-<index>` (a DNS label: at most 63 characters, index up to 63).
+# its workers' hostnames must be DNS labels, at most 63 characters, the index being at most
+# MAX_WORKERS - 1 = 63 (2 digits):
+#   Indexed Job `<run>`, hostname `<run>-<index>`:                     63 - 1 - 2 = 60
+#   JobSet `<run>`, child Job `<run>-workers-0` (`<jobset>-<replicatedJob>-<jobIndex>`), hostname
+#   `<run>-workers-0-<index>`:                                        63 - 11 - 2 = 50
+# A run whose engine is `auto` may become a JobSet, so it gets the JobSet's bound.
+HOSTNAME_MAX: Final = 63
+_INDEX_DIGITS: Final = len(str(MAX_WORKERS - 1))
+MAX_GANG_NAME: Final = HOSTNAME_MAX - len("-") - _INDEX_DIGITS
+MAX_JOBSET_NAME: Final = HOSTNAME_MAX - len(f"-{JOBSET_REPLICATED_JOB}-0-") - _INDEX_DIGITS
+_GANG = "!has(self.spec) || !has(self.spec.workers) || self.spec.workers.replicas == 1"
 DISTRIBUTED_NAME_RULE: Final = rule(
-    "!has(self.spec) || !has(self.spec.workers) || self.spec.workers.replicas == 1 || "
-    "(self.metadata.name.size() <= 60 && self.metadata.name.matches('^[a-z]'))",
+    f"{_GANG} || "
+    f"(self.metadata.name.size() <= {MAX_GANG_NAME} && self.metadata.name.matches('^[a-z]'))",
     "a distributed run's name (spec.workers.replicas > 1) must start with a letter and be at "
-    "most 60 characters: it names the headless Service and the workers' hostnames",
+    f"most {MAX_GANG_NAME} characters: it names the headless Service and the workers' hostnames "
+    "<run>-<index>",
+)
+JOBSET_NAME_RULE: Final = rule(
+    f"{_GANG} || (has(self.spec.workers.engine) && "
+    f"self.spec.workers.engine == '{WorkersEngine.INDEXED_JOB}') || "
+    f"self.metadata.name.size() <= {MAX_JOBSET_NAME}",
+    "a distributed run that may run on a JobSet (spec.workers.engine auto or jobSet) must have "
+    f"a name of at most {MAX_JOBSET_NAME} characters: its workers' hostnames are "
+    f"<run>-{JOBSET_REPLICATED_JOB}-0-<index>, at most {HOSTNAME_MAX} (engine indexedJob: "
+    f"{MAX_GANG_NAME})",
 )
 
 
@@ -390,7 +414,7 @@ TRAININGRUN_KIND = KindInfo(
         PrinterColumn("Attempt", "integer", ".status.workers.attempt", priority=1),
         AGE,
     ),
-    root_validations=(NAME_FITS_LABEL, DISTRIBUTED_NAME_RULE),
+    root_validations=(NAME_FITS_LABEL, DISTRIBUTED_NAME_RULE, JOBSET_NAME_RULE),
 )
 
 

@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from modelwerk import constants
 from modelwerk.api.trainingrun import TrainingRun
-from modelwerk.builders.common import Manifest, base_labels, owner_reference
+from modelwerk.builders.common import Manifest, base_labels, child_metadata
 
 LABEL_ATTEMPT: Final = f"{constants.LABEL_PREFIX}/attempt"
 # Set by the Job controller on every pod of an Indexed Job: the annotation is the documented
@@ -27,9 +27,15 @@ def service_name(run: TrainingRun) -> str:
     return run.metadata.name or ""
 
 
+def hostname(job: str, index: int) -> str:
+    """The hostname the Job controller gives worker `index` of an Indexed Job (with a subdomain):
+    a DNS label, which bounds the run's name (api/trainingrun.py, MAX_GANG_NAME)."""
+    return f"{job}-{index}"
+
+
 def master_addr(run: TrainingRun, job: str) -> str:
     """Worker 0's hostname; resolved through the pod's DNS search path (`<ns>.svc...`)."""
-    return f"{job}-0.{service_name(run)}"
+    return f"{hostname(job, 0)}.{service_name(run)}"
 
 
 def _index_env(name: str) -> Manifest:
@@ -105,15 +111,15 @@ def build_service(run: TrainingRun, owner: Mapping[str, Any]) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {
-            "name": name,
-            "namespace": run.metadata.namespace,
-            "labels": base_labels(
+        "metadata": child_metadata(
+            name,
+            run.metadata.namespace,
+            owner,
+            base_labels(
                 "training",
                 **{constants.LABEL_TRAININGRUN: name, constants.LABEL_MODEL: run.spec.model},
             ),
-            "ownerReferences": [owner_reference(owner)],
-        },
+        ),
         "spec": {
             "clusterIP": "None",
             "publishNotReadyAddresses": True,

@@ -19,7 +19,7 @@ from modelwerk.builders.common import (
     POD_SECURITY_CONTEXT,
     Manifest,
     base_labels,
-    owner_reference,
+    child_metadata,
 )
 
 CONTAINER_NAME = "train"
@@ -189,12 +189,7 @@ def build_job(
     job: Manifest = {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {
-            "name": name,
-            "namespace": run.metadata.namespace,
-            "labels": labels,
-            "ownerReferences": [owner_reference(owner)],
-        },
+        "metadata": child_metadata(name, run.metadata.namespace, owner, labels),
         "spec": job_spec,
     }
     gang.add_to_job(run, job, attempt)

@@ -12,14 +12,15 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from modelwerk.api.model import Model
-from modelwerk.api.trainingrun import TrainingRun
+from modelwerk.api.trainingrun import JOBSET_REPLICATED_JOB, TrainingRun
 from modelwerk.builders import gang, kueue
 from modelwerk.builders.common import Manifest
 from modelwerk.builders.job import build_job, job_name
 
 API_VERSION: Final = "jobset.x-k8s.io/v1alpha2"
 CRD_NAME: Final = "jobsets.jobset.x-k8s.io"
-REPLICATED_JOB: Final = "workers"
+# Its name is part of the workers' hostnames, which the CRD bounds (api/trainingrun.py).
+REPLICATED_JOB: Final = JOBSET_REPLICATED_JOB
 # Set by the JobSet controller on its child Jobs' pods: the restart the pod belongs to.
 RESTART_ATTEMPT: Final = "jobset.sigs.k8s.io/restart-attempt"
 

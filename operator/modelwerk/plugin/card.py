@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelwerk.plugin.client import DEPLOYMENTS, MODELS, TRAININGRUNS, JsonObj, Kubectl
-from modelwerk.plugin.records import aliases_by_version, find_version
+from modelwerk.plugin.records import aliases_by_version, find_version, gang_of, gang_text
 from modelwerk.plugin.render import format_metric
 from modelwerk.plugin.runs import list_items, run_record
 
@@ -207,9 +207,12 @@ def card_blocks(
     blocks.append(heading("Lineage"))
     code = lineage.get("code") or {}
     params = (record or {}).get("hyperparameters")
+    # The run's status fills in what an older registration did not record (the engine).
+    workers = gang_text(gang_of(lineage, ((run or {}).get("status") or {}).get("workers")))
     blocks.append(
         items(
             f"Source: {_source(source, run, record)}",
+            *([f"Workers: {workers}"] if workers else []),
             f"Image: {lineage.get('image') or NONE}",
             f"Code: {code.get('repository')} @ {code.get('revision')}" if code else f"Code: {NONE}",
             "Hyperparameters: "

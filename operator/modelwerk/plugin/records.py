@@ -85,6 +85,34 @@ def model_warning(model: Mapping[str, Any]) -> str | None:
 # --- lineage ----------------------------------------------------------------------------------
 
 
+def gang(workers: Any, attempt: Any, engine: Any = None) -> JsonObj:
+    """Pods that trained together (1: a single-pod run) and, for a gang, its attempt and what
+    ran it (`IndexedJob` or `JobSet`; None when the lineage predates its recording)."""
+    if not workers or int(workers) <= 1:
+        return {"workers": 1, "attempt": None, "engine": None}
+    return {"workers": int(workers), "attempt": int(attempt or 0), "engine": engine}
+
+
+def gang_of(lineage: Mapping[str, Any], workers: Mapping[str, Any] | None = None) -> JsonObj:
+    """The gang from a lineage (status.reproducibility, a version's, a Deployment's), else from
+    a run's status.workers."""
+    now = workers or {}
+    return gang(
+        lineage.get("workers") or now.get("replicas"),
+        lineage.get("attempt", now.get("attempt")),
+        lineage.get("engine") or now.get("engine"),
+    )
+
+
+def gang_text(record: Mapping[str, Any]) -> str | None:
+    """`4 on JobSet, attempt 1`; None for a single-pod run."""
+    workers = int(record.get("workers") or 1)
+    if workers <= 1:
+        return None
+    engine = f" on {record['engine']}" if record.get("engine") else ""
+    return f"{workers}{engine}, attempt {int(record.get('attempt') or 0)}"
+
+
 @dataclass(frozen=True)
 class Target:
     kind: Kind
@@ -167,6 +195,7 @@ def version_record(
         "datasets": list(lineage.get("datasets") or []),
         "hyperparametersHash": lineage.get("hyperparametersHash"),
         "seed": lineage.get("seed"),
+        **gang_of(lineage),
     }
     if record["trainingRun"]:
         record["run"] = _run_summary(run, source.get("uid"))
@@ -204,6 +233,7 @@ def record_from_deployment(dep: Mapping[str, Any], number: int) -> JsonObj:
         "datasets": list(lineage.get("datasets") or []),
         "hyperparametersHash": lineage.get("hyperparametersHash"),
         "seed": lineage.get("seed"),
+        **gang_of(lineage),
     }
 
 
@@ -267,6 +297,7 @@ def run_record(run: Mapping[str, Any]) -> JsonObj:
         "datasets": list(repro.get("datasets") or spec.get("datasets") or []),
         "hyperparametersHash": repro.get("hyperparametersHash"),
         "seed": repro.get("seed", spec.get("seed")),
+        **gang_of(repro, status.get("workers")),
         "run": _run_summary(run, None),
     }
 

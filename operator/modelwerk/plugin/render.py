@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from modelwerk.plugin.records import aliases_by_version, metric_names
+from modelwerk.plugin.records import aliases_by_version, gang_text, metric_names
 
 NONE = "<none>"
 
@@ -150,6 +150,7 @@ def record_fields(record: Mapping[str, Any]) -> list[tuple[str, str]]:
     fields += [
         ("HYPERPARAMETERS", _hyperparameters(record)),
         ("SEED", NONE if record.get("seed") is None else str(record["seed"])),
+        *([("WORKERS", workers)] if (workers := gang_text(record)) else []),
         (
             "METRICS",
             ", ".join(f"{k}={format_metric(v)}" for k, v in sorted(metrics.items())) or NONE,

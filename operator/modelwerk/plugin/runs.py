@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from modelwerk.plugin.client import MODELS, TRAININGRUNS, JsonObj, Kubectl, PluginError
-from modelwerk.plugin.records import find_version
+from modelwerk.plugin.records import find_version, gang, gang_of
 from modelwerk.plugin.render import NONE, dump, format_metric, format_table, short_digest
 from modelwerk.status import parse_time
 
@@ -77,18 +77,10 @@ def _reason(status: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _gang(workers: Any, attempt: Any, engine: Any = None) -> JsonObj:
-    """Pods that trained together (1: a single-pod run) and, for a gang, its attempt and what
-    ran it (IndexedJob or JobSet; the lineage of a deleted run does not say)."""
-    if not workers or int(workers) <= 1:
-        return {"workers": 1, "attempt": None, "engine": None}
-    return {"workers": int(workers), "attempt": int(attempt or 0), "engine": engine}
-
-
 def run_record(run: Mapping[str, Any]) -> JsonObj:
     meta, spec, status = run.get("metadata") or {}, run.get("spec") or {}, run.get("status") or {}
     repro = status.get("reproducibility") or {}
-    gang = status.get("workers") or {}
+    workers = status.get("workers") or {}
     validation = status.get("validation")
     gate = status.get("evaluation") or {}
     return {
@@ -117,10 +109,10 @@ def run_record(run: Mapping[str, Any]) -> JsonObj:
         "metrics": dict(status.get("metrics") or {}),
         "artifact": status.get("artifact"),
         "modelVersion": status.get("modelVersion"),
-        **_gang(
-            gang.get("replicas") or (spec.get("workers") or {}).get("replicas"),
-            gang.get("attempt"),
-            gang.get("engine"),
+        **gang(
+            workers.get("replicas") or (spec.get("workers") or {}).get("replicas"),
+            workers.get("attempt"),
+            workers.get("engine"),
         ),
         "deleted": False,
     }
@@ -157,7 +149,7 @@ def version_record(
             "metrics": dict(entry.get("metrics") or {}),
             "artifact": entry.get("artifact"),
             "modelVersion": int(entry["version"]),
-            **_gang(lineage.get("workers"), lineage.get("attempt")),
+            **gang_of(lineage),
             "deleted": bool(source.get("trainingRun")),
             "declared": bool(source.get("declared")),
         }

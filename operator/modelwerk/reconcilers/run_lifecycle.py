@@ -63,7 +63,7 @@ async def follow(
     # The digest actually run is read from the pods; once they are gone (pod GC, a drained node)
     # the one recorded while they were there stands.
     ran = image_id(pods) or validation.init_image_id(pods) or recorded_image(sb.old)
-    sb.status["reproducibility"] = lineage(run, ran, gang.attempt(sb))
+    sb.status["reproducibility"] = lineage(run, ran, gang.attempt(sb), admitted.engine)
     checked = validation.observe(run, pods, sb.old)
     if checked is not None:
         sb.status["validation"] = checked

@@ -1,4 +1,8 @@
-"""Reference trainer: logistic regression on scikit-learn's bundled iris data.
+"""Reference trainer: logistic regression on iris data.
+
+The data is the run's dataset named ``iris`` when its URI is not ``sklearn://`` (a CSV or
+Parquet file or folder with the four features under their sanitized names and ``target`` as the
+class name: ``modelwerk.trainers.tables``), otherwise scikit-learn's bundled 150 flowers.
 
 ``python -m modelwerk.trainers.iris`` inside a TrainingRun's container (or locally with the
 ``MODELWERK_*`` variables of ``modelwerk.sdk`` set). Hyperparameters: ``C`` (inverse
@@ -19,8 +23,13 @@ from typing import Final
 
 from modelwerk import sdk
 from modelwerk.rendezvous import RendezvousError, rendezvous
+from modelwerk.report import sanitize_identifier
+from modelwerk.trainers import tables
 
 ARTIFACT_NAME: Final = "model.joblib"
+DATASET: Final = "iris"
+"""The dataset the trainer reads; any other the run names is for validation or lineage only."""
+BUNDLED: Final = "sklearn://"
 TEST_FRACTION: Final = 0.2
 
 
@@ -51,16 +60,18 @@ def _train() -> int:
     seed = sdk.seed(default=0)
     if c <= 0 or max_iter <= 0:
         raise sdk.SdkError(f"C and max_iter must be positive, got C={c}, max_iter={max_iter}")
-    if run.datasets:
-        print(
-            "iris trainer: uses scikit-learn's bundled iris data; "
-            f"ignoring datasets {[d.name for d in run.datasets]}",
-            file=sys.stderr,
-        )
+    bundled = load_iris()
+    features = [sanitize_identifier(f) for f in bundled.feature_names]
+    x, y = bundled.data, bundled.target
+    named = next((d for d in run.datasets if d.name == DATASET), None)
+    if named is not None and not named.uri.startswith(BUNDLED):
+        x, y = tables.read(named.uri, features, list(bundled.target_names))
+        print(f"iris trainer: {len(y)} rows from {named.uri}", file=sys.stderr)
+    elif ignored := [d.name for d in run.datasets if d is not named]:
+        print(f"iris trainer: ignoring datasets {ignored} (reads `{DATASET}`)", file=sys.stderr)
 
-    data = load_iris()
     x_train, x_test, y_train, y_test = train_test_split(
-        data.data, data.target, test_size=TEST_FRACTION, random_state=seed, stratify=data.target
+        x, y, test_size=TEST_FRACTION, random_state=seed, stratify=y
     )
     model = LogisticRegression(C=c, max_iter=max_iter, random_state=seed)
     model.fit(x_train, y_train)
@@ -74,7 +85,7 @@ def _train() -> int:
             "f1_macro": float(f1_score(y_test, predicted, average="macro")),
         },
         artifact=artifact,
-        baseline=sdk.baseline_from_matrix(x_train, data.feature_names),
+        baseline=sdk.baseline_from_matrix(x_train, features),
     )
     return 0
 
