@@ -1,9 +1,9 @@
 """Every kind the operator touches, in one table: its API path, whether and how it is cached
 (projection, owner label, indexes), and the RBAC verbs it needs.
 
-Derived from this table: k8s.py's paths, the server-side label selectors of the watches
-(settings.py), the kopf handlers (handlers/), the caches and their indexes (wiring.py), the
-children a Deployment watches (reconcilers/deployment.py) and the chart's RBAC rules
+Derived from this table: the API client's paths (k8s/), the server-side label selectors of the
+watches (settings.py), the kopf handlers (handlers/), the caches and their indexes (wiring.py),
+the children a Deployment watches (reconcilers/deployment.py) and the chart's RBAC rules
 (hack/gen-chart.py writes them into helm/modelwerk/files/). A `Kind` is also the typed key of
 its cache: `mgr.store(kinds.JOB)`, never a string mypy cannot check.
 

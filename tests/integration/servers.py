@@ -734,3 +734,73 @@ def wait_available(namespace: str, name: str, version: int, ready: int) -> dict[
     return wait_mwd(
         namespace, name, f"Available on version {version}, {ready} ready", available(version, ready)
     )
+
+
+# --- shared by the Deployment tests (test_deployment.py, test_gateway.py, ...) -----------------
+
+
+def declared(number: int, uri: str | None = None) -> dict[str, Any]:
+    """A version registered from outside the cluster, with a digest and a training baseline."""
+    return {
+        "version": number,
+        "artifact": {
+            "uri": uri or f"s3://bucket/iris/declared-{number}/model.joblib",
+            "digest": "sha256:" + f"{number:02x}" * 32,
+        },
+        "metrics": {"accuracy": 0.9 + number / 100},
+        "baseline": {
+            "features": {
+                "sepal_length_cm": {"mean": 5.8, "std": 0.8},
+                "petal_length_cm": {"mean": 3.8, "std": 1.8},
+            },
+            # The model's column order; the apiserver would lose the map's.
+            "featureOrder": ["sepal_length_cm", "petal_length_cm"],
+        },
+    }
+
+
+def apply_canary(namespace: str, *, runtime: str, replicas: int, percent: int) -> None:
+    """Model iris with declared versions 1 and 2, and Deployment iris serving version 1 with a
+    canary of version 2 at `percent` (no analysis)."""
+    model_with(namespace, declared(1), declared(2))
+    apply(
+        deployment_manifest(
+            "iris",
+            "iris",
+            version=1,
+            runtime=runtime,
+            replicas=replicas,
+            canary={"version": 2, "trafficPercent": percent},
+        ),
+        namespace,
+    )
+
+
+def wait_pods(namespace: str, name: str, version: int, count: int) -> list[dict[str, Any]]:
+    def probe() -> list[dict[str, Any]] | None:
+        pods = pods_of(namespace, name, version)
+        return pods if len(pods) == count and all(pod_ready(p) for p in pods) else None
+
+    return wait_for(f"{count} ready pods of {name} v{version}", probe)
+
+
+def wait_endpoints(namespace: str, service: str, ips: set[str]) -> set[str]:
+    return wait_for(
+        f"Service {service} endpoints {sorted(ips)}",
+        lambda: found if (found := endpoint_addresses(namespace, service)) == ips else None,
+    )
+
+
+def report_seldon_state(namespace: str, name: str, state: str, *, replicas: int) -> None:
+    """What Seldon's controller (absent here) would write: the SeldonDeployment's status."""
+    kubectl(
+        "patch",
+        "seldondeployment",
+        name,
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": {"state": state, "replicas": replicas}}),
+    )

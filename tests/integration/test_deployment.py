@@ -5,7 +5,6 @@ replicas, and the Seldon runtime (explicit and `auto`) against Seldon's real CRD
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,21 +18,24 @@ from tests.integration.servers import (
     LABEL_TRACK,
     MWD,
     Watch,
+    apply_canary,
     available,
+    declared,
     deployment_manifest,
-    endpoint_addresses,
     has_condition,
     model_with,
     own_operator,
     patch,
-    pod_ready,
     pods_of,
     ready_replicas,
     reconciled,
+    report_seldon_state,
     seldon_crd_lock,
     version_deployments,
     wait_available,
+    wait_endpoints,
     wait_mwd,
+    wait_pods,
 )
 from tests.integration.trainingruns import (
     model_manifest,
@@ -48,45 +50,10 @@ SELDON_CRD = "seldondeployments.machinelearning.seldon.io"
 SELDON_CRD_FILE = UPSTREAM_CRDS / "machinelearning.seldon.io_seldondeployments.yaml"
 
 
-def declared(number: int, uri: str | None = None) -> dict[str, Any]:
-    """A version registered from outside the cluster, with a digest and a training baseline."""
-    return {
-        "version": number,
-        "artifact": {
-            "uri": uri or f"s3://bucket/iris/declared-{number}/model.joblib",
-            "digest": "sha256:" + f"{number:02x}" * 32,
-        },
-        "metrics": {"accuracy": 0.9 + number / 100},
-        "baseline": {
-            "features": {
-                "sepal_length_cm": {"mean": 5.8, "std": 0.8},
-                "petal_length_cm": {"mean": 3.8, "std": 1.8},
-            },
-            # The model's column order; the apiserver would lose the map's.
-            "featureOrder": ["sepal_length_cm", "petal_length_cm"],
-        },
-    }
-
-
 def _versions(namespace: str, model: str) -> list[dict[str, Any]]:
     obj = get("model", model, namespace) or {}
     versions: list[dict[str, Any]] = (obj.get("status") or {}).get("versions") or []
     return versions
-
-
-def wait_pods(namespace: str, name: str, version: int, count: int) -> list[dict[str, Any]]:
-    def probe() -> list[dict[str, Any]] | None:
-        pods = pods_of(namespace, name, version)
-        return pods if len(pods) == count and all(pod_ready(p) for p in pods) else None
-
-    return wait_for(f"{count} ready pods of {name} v{version}", probe)
-
-
-def wait_endpoints(namespace: str, service: str, ips: set[str]) -> set[str]:
-    return wait_for(
-        f"Service {service} endpoints {sorted(ips)}",
-        lambda: found if (found := endpoint_addresses(namespace, service)) == ips else None,
-    )
 
 
 def env_of(pod_or_template: dict[str, Any]) -> dict[str, str]:
@@ -376,18 +343,7 @@ def test_unrelated_changes_do_not_restart_pods(
 
 
 def test_canary_without_analysis_splits_replicas(namespace: str, operator: OperatorProcess) -> None:
-    model_with(namespace, declared(1), declared(2))
-    apply(
-        deployment_manifest(
-            "iris",
-            "iris",
-            version=1,
-            runtime="native",
-            replicas=4,
-            canary={"version": 2, "trafficPercent": 50},
-        ),
-        namespace,
-    )
+    apply_canary(namespace, runtime="native", replicas=4, percent=50)
     obj = wait_available(namespace, "iris", version=1, ready=4)
     children = version_deployments(namespace, "iris")
     assert sorted(children) == [1, 2]
@@ -423,18 +379,7 @@ def test_canary_without_analysis_splits_replicas(namespace: str, operator: Opera
 def test_seldon_runtime_builds_one_seldondeployment(
     namespace: str, operator: OperatorProcess, seldon_crd: None
 ) -> None:
-    model_with(namespace, declared(1), declared(2))
-    apply(
-        deployment_manifest(
-            "iris",
-            "iris",
-            version=1,
-            runtime="seldon",
-            replicas=4,
-            canary={"version": 2, "trafficPercent": 25},
-        ),
-        namespace,
-    )
+    apply_canary(namespace, runtime="seldon", replicas=4, percent=25)
     apply(deployment_manifest("auto", "iris", version=2, runtime="auto", replicas=1), namespace)
 
     def waiting(obj: dict[str, Any]) -> bool:
@@ -476,17 +421,7 @@ def test_seldon_runtime_builds_one_seldondeployment(
     assert get_list("services", namespace, LABEL_DEPLOYMENT) == []
 
     # Seldon's controller (absent here) would report the state; the Deployment follows it.
-    kubectl(
-        "patch",
-        "seldondeployment",
-        "iris",
-        "-n",
-        namespace,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps({"status": {"state": "Available", "replicas": 4}}),
-    )
+    report_seldon_state(namespace, "iris", "Available", replicas=4)
     obj = wait_available(namespace, "iris", version=1, ready=4)
     assert obj["status"]["canary"]["version"] == 2
 
@@ -589,17 +524,7 @@ def test_auto_runtime_follows_the_seldon_crd(
     # watches SeldonDeployments, and so sees Seldon's status, from its next start.
     auto_operator.stop()
     auto_operator.start()
-    kubectl(
-        "patch",
-        "seldondeployment",
-        "iris",
-        "-n",
-        namespace,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps({"status": {"state": "Available", "replicas": 2}}),
-    )
+    report_seldon_state(namespace, "iris", "Available", replicas=2)
     obj = wait_available(namespace, "iris", version=1, ready=2)
     wait_for("the native children gone", lambda: not version_deployments(namespace, "iris"))
     wait_for("the native Service gone", lambda: get("service", "iris", namespace) is None)

@@ -11,21 +11,19 @@ from typing import Any
 
 import pytest
 
-from tests.integration.cluster import apply, get, kubectl, wait_for
+from tests.integration.cluster import get, kubectl, wait_for
 from tests.integration.conftest import OperatorProcess
 from tests.integration.gateway import gateway_api_crds
 from tests.integration.servers import (
     MWD,
-    deployment_manifest,
-    endpoint_addresses,
-    model_with,
+    apply_canary,
     own_operator,
     patch,
     pods_of,
     wait_available,
+    wait_endpoints,
     wait_mwd,
 )
-from tests.integration.test_deployment import declared
 
 pytestmark = pytest.mark.integration
 
@@ -66,18 +64,7 @@ def service_names(namespace: str) -> list[str]:
 def test_the_route_splits_a_canary_exactly_and_follows_a_switch(
     namespace: str, route_operator: OperatorProcess
 ) -> None:
-    model_with(namespace, declared(1), declared(2))
-    apply(
-        deployment_manifest(
-            "iris",
-            "iris",
-            version=1,
-            runtime="native",
-            replicas=2,
-            canary={"version": 2, "trafficPercent": 10},
-        ),
-        namespace,
-    )
+    apply_canary(namespace, runtime="native", replicas=2, percent=10)
     obj = wait_available(namespace, "iris", version=1, ready=2)
     # 10 % on 2 replicas: the replica split would give the canary 50 %, the route gives 10.
     wait_weights(namespace, [("iris-v1", 90), ("iris-v2", 10)])
@@ -93,10 +80,7 @@ def test_the_route_splits_a_canary_exactly_and_follows_a_switch(
     # Each version's Service selects that version's pods only.
     for number in (1, 2):
         ips = {p["status"]["podIP"] for p in pods_of(namespace, "iris", number)}
-        wait_for(
-            f"iris-v{number}'s endpoints",
-            lambda ips=ips, n=number: endpoint_addresses(namespace, f"iris-v{n}") == ips,
-        )
+        wait_endpoints(namespace, f"iris-v{number}", ips)
 
     patch(MWD, namespace, "iris", {"spec": {"canary": {"version": 2, "trafficPercent": 35}}})
     wait_weights(namespace, [("iris-v1", 65), ("iris-v2", 35)])

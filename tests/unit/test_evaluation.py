@@ -1,4 +1,4 @@
-"""reconcilers/trainingrun.py pure helpers: the evaluation gate, lineage and the run's TTL."""
+"""The TrainingRun reconcile's pure helpers: the evaluation gate, lineage and the run's TTL."""
 
 from __future__ import annotations
 

@@ -98,6 +98,21 @@ def spy_delays(queue: WorkQueue) -> list[float]:
     return delays
 
 
+async def delays_until(
+    rec: Recorder, done: asyncio.Event, *keys: Hashable, workers: int = 1
+) -> list[float]:
+    """Runs a queue over `rec`, adds `keys` and waits for `done`, then for the queue to go idle:
+    the delays of the retries and requeues it made meanwhile."""
+    queue = WorkQueue("Test", rec, workers=workers)
+    delays = spy_delays(queue)
+    async with running(queue):
+        for key in keys:
+            queue.add(key)
+        await within(done.wait())
+        await within(queue.wait_idle())
+    return delays
+
+
 # --- dedupe and exclusivity -----------------------------------------------------------------
 
 
@@ -205,12 +220,7 @@ async def test_failures_are_retried_with_exponential_backoff(
         return result
 
     rec.behaviour = behaviour
-    queue = WorkQueue("Test", rec, workers=2)
-    delays = spy_delays(queue)
-    async with running(queue):
-        queue.add("a")
-        await within(succeeded.wait())
-        await within(queue.wait_idle())
+    delays = await delays_until(rec, succeeded, "a", workers=2)
     assert rec.calls == ["a"] * 4
     assert delays == [0.02, 0.04, 0.08]
     gaps = [later - earlier for earlier, later in zip(rec.times, rec.times[1:], strict=False)]
@@ -231,12 +241,7 @@ async def test_backoff_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
         return None
 
     rec.behaviour = behaviour
-    queue = WorkQueue("Test", rec, workers=1)
-    delays = spy_delays(queue)
-    async with running(queue):
-        queue.add("a")
-        await within(done.wait())
-    assert delays == [0.005, 0.01, 0.015, 0.015]
+    assert await delays_until(rec, done, "a") == [0.005, 0.01, 0.015, 0.015]
 
 
 async def test_success_resets_the_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -277,14 +282,8 @@ async def test_backoff_is_counted_per_key(monkeypatch: pytest.MonkeyPatch) -> No
         return None
 
     rec.behaviour = behaviour
-    queue = WorkQueue("Test", rec, workers=1)
-    delays = spy_delays(queue)
-    async with running(queue):
-        queue.add("x")
-        queue.add("y")
-        await within(done.wait())
     # y's first failure is its first: it does not inherit x's count.
-    assert delays == [0.01, 0.01]
+    assert await delays_until(rec, done, "x", "y") == [0.01, 0.01]
 
 
 async def test_wait_idle_does_not_wait_for_a_pending_retry(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -320,25 +319,19 @@ async def test_after_delays_the_reconcile() -> None:
     assert rec.times[0] - added >= 0.05 - TOLERANCE
 
 
-async def test_an_earlier_delay_replaces_a_later_one() -> None:
+@pytest.mark.parametrize(
+    "afters",
+    [(60, 0.02), (0.02, 60)],
+    ids=["an earlier delay replaces a later one", "a later delay does not postpone an earlier one"],
+)
+async def test_the_earliest_of_two_delays_wins(afters: tuple[float, float]) -> None:
     rec = Recorder()
     async with running(WorkQueue("Test", rec, workers=1)) as queue:
-        queue.add("a", after=60)
-        queue.add("a", after=0.02)
+        for after in afters:
+            queue.add("a", after=after)
         await within(rec.called.wait())
         await within(queue.wait_idle())
-        # The 60 s timer was cancelled, not left to fire a second reconcile.
-        assert queue._timers == {}
-    assert rec.calls == ["a"]
-
-
-async def test_a_later_delay_does_not_postpone_an_earlier_one() -> None:
-    rec = Recorder()
-    async with running(WorkQueue("Test", rec, workers=1)) as queue:
-        queue.add("a", after=0.02)
-        queue.add("a", after=60)
-        await within(rec.called.wait())
-        await within(queue.wait_idle())
+        # The 60 s timer was cancelled (or never set), not left to fire a second reconcile.
         assert queue._timers == {}
     assert rec.calls == ["a"]
 
@@ -354,12 +347,7 @@ async def test_requeue_after_is_honoured() -> None:
         return 0.02
 
     rec.behaviour = behaviour
-    queue = WorkQueue("Test", rec, workers=1)
-    delays = spy_delays(queue)
-    async with running(queue):
-        queue.add("a")
-        await within(second.wait())
-        await within(queue.wait_idle())
+    delays = await delays_until(rec, second, "a")
     assert rec.calls == ["a", "a"]
     assert delays == [0.02]
     assert rec.times[1] - rec.times[0] >= 0.02 - TOLERANCE
@@ -403,6 +391,11 @@ async def test_oldest_pending_counts_a_reconcile_in_progress() -> None:
         await queue.stop()
 
 
+def throttled(retry_after: float) -> k8s.ApiError:
+    """The apiserver's 429 from priority and fairness, with its Retry-After."""
+    return k8s.ApiError(429, "TooManyRequests", "slow down", retry_after=retry_after)
+
+
 async def test_a_retry_after_is_honoured_over_a_shorter_backoff(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -413,19 +406,14 @@ async def test_a_retry_after_is_honoured_over_a_shorter_backoff(
 
     def behaviour(key: Hashable, n: int) -> float | None:
         if n == 1:
-            raise k8s.ApiError(429, "TooManyRequests", "slow down", retry_after=0.05)
+            raise throttled(0.05)
         if n == 2:
             raise RuntimeError("no Retry-After: the backoff alone")
         done.set()
         return None
 
     rec.behaviour = behaviour
-    queue = WorkQueue("Test", rec, workers=1)
-    delays = spy_delays(queue)
-    async with running(queue):
-        queue.add("a")
-        await within(done.wait())
-    assert delays == [0.05, 0.01]
+    assert await delays_until(rec, done, "a") == [0.05, 0.01]
     assert rec.times[1] - rec.times[0] >= 0.05 - TOLERANCE
 
 
@@ -439,7 +427,7 @@ async def test_an_event_during_a_retry_after_waits_for_it(
 
     def behaviour(key: Hashable, n: int) -> float | None:
         if n == 1:
-            raise k8s.ApiError(429, "TooManyRequests", "slow down", retry_after=0.1)
+            raise throttled(0.1)
         done.set()
         return None
 

@@ -4,7 +4,8 @@ recorded in status first, then the old Job is deleted, and the new Job is create
 every pod of the old attempt is gone from the pod cache: no worker of an old attempt ever
 meets one of the new in a rendezvous. The report comes from worker 0.
 
-Hooks called by reconcilers/trainingrun.py; runs with one worker never get here."""
+Hooks called by the TrainingRun reconcile (reconcilers/run_admission.py, run_lifecycle.py);
+runs with one worker never get here."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from modelwerk.status import get_condition
 
 
 class Observed(Protocol):
-    """What of reconcilers/trainingrun.Observed the gang reads and narrows."""
+    """What of reconcilers/run_observed.Observed the gang reads and narrows."""
 
     run: TrainingRun
     body: Mapping[str, Any]

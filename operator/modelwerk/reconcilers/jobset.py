@@ -1,5 +1,5 @@
 """A distributed run on a JobSet (builders/jobset.py): which engine a run uses, and the JobSet
-seen as the Job reconcilers/trainingrun.py reads (conditions Complete/Failed, active pods), so
+seen as the Job reconcilers/run_lifecycle.py reads (conditions Complete/Failed, active pods), so
 the rest of the run's life (report from worker 0, the gate, registration) is the same as on an
 Indexed Job. The JobSet controller restarts the gang; the operator records its restarts as the
 attempt and never deletes or recreates anything itself."""

@@ -1,155 +1,24 @@
-"""The only module that talks to the Kubernetes API.
-
-A small asyncio client over aiohttp, authenticated with the credentials kopf resolved at login
-(kubeconfig or in-cluster service account), so the operator has one identity and one TLS setup.
-Writes are server-side apply for children (idempotent, field-owned) and merge patches for status.
-"""
+"""Kube: one aiohttp session to the apiserver, authenticated with the credentials kopf resolved
+at login, and every request the operator sends (reads, the leader Lease, server-side apply,
+merge patches, Events), counted and timed per resource."""
 
 from __future__ import annotations
 
 import base64
 import json
-import os
-import ssl
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
 import kopf
 
 from modelwerk import constants, kinds, metrics, status
+from modelwerk.k8s.crds import crd_serving
+from modelwerk.k8s.errors import ApiError, NotFound, NotLeader, error_from, retry_after
+from modelwerk.k8s.protocols import LIST_PAGE, JsonDict
+from modelwerk.k8s.tls import ssl_for
 from modelwerk.kinds import Kind
-
-JsonDict = dict[str, Any]
-
-
-class ApiError(Exception):
-    def __init__(
-        self, status: int, reason: str, message: str, retry_after: float | None = None
-    ) -> None:
-        super().__init__(f"{status} {reason}: {message}")
-        self.status = status
-        self.reason = reason
-        self.message = message
-        # The apiserver's Retry-After (429 from priority and fairness, 503 while starting): the
-        # work queue waits at least this long before the next attempt.
-        self.retry_after = retry_after
-
-
-class NotFound(ApiError):
-    pass
-
-
-class Conflict(ApiError):
-    """409: a resourceVersion precondition failed, or the object already exists."""
-
-
-class Invalid(ApiError):
-    """422 or 400: the apiserver refused the object (schema, CEL, admission)."""
-
-
-class Forbidden(ApiError):
-    pass
-
-
-class NotLeader(ApiError):
-    """A write refused before it was sent: this replica is not (or no longer surely) the
-    leader. Retried with backoff like any failure of the world; a follower's queues never run."""
-
-    def __init__(self) -> None:
-        super().__init__(503, "NotLeader", "not the leader: writes are fenced off")
-
-
-def retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (the apiserver sends whole seconds; an HTTP date or
-    garbage is ignored), capped so a broken proxy cannot park a key for hours."""
-    try:
-        seconds = float(value) if value is not None else None
-    except ValueError:
-        return None
-    if seconds is None or not 0 <= seconds < float("inf"):
-        return None
-    return min(seconds, 600.0)
-
-
-def _error(status: int, text: str, after: float | None = None) -> ApiError:
-    try:
-        body = json.loads(text)
-        reason, message = str(body.get("reason", "")), str(body.get("message", text))
-    except ValueError:
-        reason, message = "", text
-    cls: type[ApiError] = {
-        404: NotFound,
-        409: Conflict,
-        422: Invalid,
-        400: Invalid,
-        403: Forbidden,
-    }.get(status, ApiError)
-    return cls(status, reason, message, after)
-
-
-LIST_PAGE: Final = 100
-"""Objects per page when listing: the start-up listing's (wiring.sync_caches); kopf's are 5x."""
-
-
-class Api(Protocol):
-    """What reconcilers may ask of the API: Kube below, or the fake of the fast tests."""
-
-    async def get(self, kind: Kind, name: str, namespace: str | None = None) -> JsonDict | None: ...
-
-    async def list(
-        self,
-        kind: Kind,
-        namespace: str | None = None,
-        labels: Mapping[str, str] | None = None,
-        fields: Mapping[str, str] | None = None,
-    ) -> list[JsonDict]: ...
-
-    async def list_each(
-        self,
-        kind: Kind,
-        namespace: str | None,
-        selector: str,
-        into: Callable[[JsonDict], object],
-        *,
-        page: int = LIST_PAGE,
-    ) -> None: ...
-
-    async def crd_installed(self, name: str) -> bool: ...
-
-    async def apply(self, manifest: Mapping[str, Any]) -> JsonDict: ...
-
-    async def create(self, manifest: Mapping[str, Any]) -> JsonDict: ...
-
-    async def delete(
-        self, kind: Kind, name: str, namespace: str | None = None, *, uid: str | None = None
-    ) -> bool: ...
-
-    async def patch(
-        self,
-        kind: Kind,
-        name: str,
-        namespace: str | None,
-        patch: Mapping[str, Any],
-        *,
-        subresource: str = "",
-    ) -> JsonDict: ...
-
-    async def patch_status(
-        self,
-        body: Mapping[str, Any],
-        status: Mapping[str, Any],
-        *,
-        resource_version: str | None = None,
-    ) -> JsonDict: ...
-
-    async def event(
-        self, involved: Mapping[str, Any], *, reason: str, message: str, type_: str = "Normal"
-    ) -> None: ...
-
-    async def close(self) -> None: ...
 
 
 def resource_of(path: str) -> str:
@@ -162,20 +31,6 @@ def resource_of(path: str) -> str:
     if not rest:
         return ""
     return rest[0] if len(rest) < 3 else f"{rest[0]}/{rest[2]}"
-
-
-class LeaseApi(Protocol):
-    """The leader election's Lease I/O (leader.py): never fenced (it keeps the fence open)."""
-
-    async def get_lease(self, namespace: str, name: str) -> JsonDict | None: ...
-
-    async def create_lease(
-        self, namespace: str, name: str, spec: Mapping[str, Any]
-    ) -> JsonDict: ...
-
-    async def replace_lease(
-        self, namespace: str, name: str, spec: Mapping[str, Any], resource_version: str
-    ) -> JsonDict: ...
 
 
 class Kube:
@@ -198,7 +53,7 @@ class Kube:
     ) -> Kube:
         """`checked=False` for clients that are not the operator (the benchmark acts as a user
         too): requests outside the operator's RBAC table are then sent, not refused."""
-        ssl_context = _ssl_context(info)
+        ssl_context = ssl_for(info)
         headers = {"User-Agent": user_agent}
         if info.token:
             headers["Authorization"] = f"{info.scheme or 'Bearer'} {info.token}"
@@ -243,7 +98,9 @@ class Kube:
                 text = await resp.text()
                 metrics.API_REQUESTS.labels(verb, resource_of(path), str(resp.status)).inc()
                 if resp.status >= 400:
-                    raise _error(resp.status, text, retry_after(resp.headers.get("Retry-After")))
+                    raise error_from(
+                        resp.status, text, retry_after(resp.headers.get("Retry-After"))
+                    )
                 result: JsonDict = json.loads(text) if text else {}
                 return result
 
@@ -450,65 +307,3 @@ class Kube:
             )
         except (TimeoutError, ApiError, aiohttp.ClientError):
             metrics.EVENT_FAILURES.inc()
-
-
-def _ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
-    if not info.server.startswith("https"):
-        return False
-    if info.insecure:
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    elif info.ca_path:
-        ctx = ssl.create_default_context(cafile=os.fsdecode(info.ca_path))
-    elif info.ca_data:
-        ca = info.ca_data if isinstance(info.ca_data, str) else info.ca_data.decode()
-        ctx = ssl.create_default_context(cadata=_pem(ca))
-    else:
-        ctx = ssl.create_default_context()
-    cert = _as_file(info.certificate_path, info.certificate_data)
-    key = _as_file(info.private_key_path, info.private_key_data)
-    if cert and key:
-        ctx.load_cert_chain(cert, key)
-    return ctx
-
-
-def _pem(data: str) -> str:
-    # kubeconfig carries base64 of the PEM; kopf passes it through undecoded.
-    if "-----BEGIN" in data:
-        return data
-    return base64.b64decode(data).decode()
-
-
-def _as_file(path: str | bytes | os.PathLike[Any] | None, data: str | bytes | None) -> str | None:
-    if path:
-        return os.fsdecode(path)
-    if not data:
-        return None
-    text = data if isinstance(data, str) else data.decode()
-    # ssl.load_cert_chain only reads files; the file lives as long as the process.
-    handle = tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False)  # noqa: SIM115
-    with handle:
-        handle.write(_pem(text))
-    return handle.name
-
-
-__all__: Sequence[str] = [
-    "Api",
-    "ApiError",
-    "Conflict",
-    "Forbidden",
-    "Invalid",
-    "Kube",
-    "NotFound",
-]
-
-
-def crd_serving(crd: Mapping[str, Any]) -> bool:
-    """Whether new objects of a CRD can be created: it is Established and not being deleted. A
-    terminating CRD still answers lists, but the apiserver refuses every create while it deletes
-    the instances, so treating it as installed would only fail (and retry) each apply."""
-    if crd.get("metadata", {}).get("deletionTimestamp"):
-        return False
-    conditions = crd.get("status", {}).get("conditions", [])
-    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
