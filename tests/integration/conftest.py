@@ -217,6 +217,26 @@ def operator(
 
 
 @pytest.fixture
+def operator_here(
+    operator: OperatorProcess,
+    kubeconfig: str,
+    crds: None,
+    upstream_crds: Path,
+    namespace: str,
+    tmp_path: Path,
+) -> Iterator[OperatorProcess]:
+    """An operator of the test's own, watching only the test's namespace (the session operator is
+    stopped meanwhile), for tests that restart it or count its writes."""
+    # Imported here: servers.py imports OperatorProcess from this module.
+    from tests.integration.servers import own_operator
+
+    with own_operator(
+        operator, kubeconfig, tmp_path / "operator.log", "--namespace", namespace
+    ) as p:
+        yield p
+
+
+@pytest.fixture
 def models_claim(namespace: str) -> Iterator[str]:
     """A PVC `models` bound to a static local PV that only kwok nodes have, so pods that mount it
     (training writes, serving reads) are scheduled. The PV is cluster-scoped: deleted here, not

@@ -5,8 +5,6 @@ nothing to change writes nothing (counted by the operator's own request counters
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +16,6 @@ from tests.integration.servers import (
     available,
     deployment_manifest,
     model_with,
-    own_operator,
     wait_available,
     wait_mwd,
 )
@@ -26,21 +23,6 @@ from tests.integration.test_deployment import declared
 from tests.integration.test_restart_writes import quiet, restart
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def operator_here(
-    operator: OperatorProcess,
-    kubeconfig: str,
-    crds: None,
-    upstream_crds: Path,
-    namespace: str,
-    tmp_path: Path,
-) -> Iterator[OperatorProcess]:
-    with own_operator(
-        operator, kubeconfig, tmp_path / "operator.log", "--namespace", namespace
-    ) as p:
-        yield p
 
 
 def history(namespace: str) -> list[dict[str, Any]]:

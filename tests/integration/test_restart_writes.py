@@ -10,8 +10,6 @@ counted is about this test's objects, and a restart starts the counters from zer
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +22,6 @@ from tests.integration.servers import (
     deployment_manifest,
     has_condition,
     model_with,
-    own_operator,
     pods_of,
     wait_available,
     wait_mwd,
@@ -71,21 +68,6 @@ def quiet(operator: OperatorProcess, *, reconciled: float = 1, window: float = 4
         return text if now - state["since"] >= window else None
 
     return wait_for("the operator to be idle", probe, timeout=120)
-
-
-@pytest.fixture
-def operator_here(
-    operator: OperatorProcess,
-    kubeconfig: str,
-    crds: None,
-    upstream_crds: Path,
-    namespace: str,
-    tmp_path: Path,
-) -> Iterator[OperatorProcess]:
-    with own_operator(
-        operator, kubeconfig, tmp_path / "operator.log", "--namespace", namespace
-    ) as p:
-        yield p
 
 
 def restart(proc: OperatorProcess, reconciled: float) -> dict[str, float]:
