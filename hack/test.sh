@@ -47,7 +47,7 @@ real_node() { # brings up the real-node cluster and imports the images its tests
   # ... and the Prometheus Operator and Prometheus from their pinned Go modules (cached).
   hack/build-component.sh prometheus-operator >/dev/null
   hack/build-component.sh prometheus >/dev/null
-  # ... and metrics-server, which the HPAs of tests/node/test_autoscaling.py read CPU from.
+  # ... and metrics-server, which the HPAs of tests/node/test_serving_autoscaling.py read CPU from.
   hack/build-component.sh metrics-server >/dev/null
 }
 

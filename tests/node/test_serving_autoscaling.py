@@ -5,7 +5,8 @@ Load through the Service makes each version's HPA add a replica of that version,
 canary's share of requests stays within the README's bound once it has scaled.
 
 (The kwok tier, tests/integration/test_autoscaling.py, checks what the operator writes into the
-HPAs, version switches and zero writes; without metrics-server it cannot see CPU.)
+HPAs, version switches and zero writes; without metrics-server it cannot see CPU.) Named to
+sort after test_installed.py, which must run before any file that starts the session operator.
 """
 
 from __future__ import annotations
