@@ -36,6 +36,8 @@ PLATFORM = "platform"
 ALICE = ("--as=alice", f"--as-group={APPROVERS}", f"--as-group={TEAM}")
 BOB = ("--as=bob", f"--as-group={TEAM}")
 CAROL = ("--as=carol", f"--as-group={PLATFORM}", f"--as-group={TEAM}")
+# A cluster admin (break-glass); impersonating system:masters takes one: this test's kubeconfig.
+ADMIN = ("--as=ops", "--as-group=system:masters")
 RELEASE_NS = "mw-governance"  # only names the policy and the operator's service account
 MOVED_BY = "modelwerk.io/moved-by"
 GATE = {"metric": "accuracy", "threshold": 0.5}
@@ -180,6 +182,18 @@ def status_aliases(namespace: str) -> dict[str, int]:
     return dict((obj.get("status") or {}).get("aliases") or {})
 
 
+def annotations(namespace: str) -> dict[str, str]:
+    obj = get("model", "iris", namespace) or {}
+    return dict(obj["metadata"].get("annotations") or {})
+
+
+def moves(namespace: str) -> list[tuple[Any, ...]]:
+    """The Model's alias history: (alias, from, to, by)."""
+    obj = get("model", "iris", namespace) or {}
+    entries = (obj.get("status") or {}).get("history") or []
+    return [(h["alias"], h.get("from"), h.get("to"), h.get("by")) for h in entries]
+
+
 def applied(user: tuple[str, ...], namespace: str, body: Any, *extra: str) -> tuple[int, str]:
     return run_as(user, "apply", *extra, "-n", namespace, "-f", "-", input=json.dumps(body))
 
@@ -221,10 +235,7 @@ def test_protected_aliases_are_enforced_at_apply(governed: str) -> None:
     moved = protected_model("iris", aliases, **{MOVED_BY: "alice"})
     accepted(applied(ALICE, ns, moved))
     wait_for("production on version 1", lambda: status_aliases(ns).get("production") == 1)
-    model = get("model", "iris", ns)
-    assert model is not None
-    history = model["status"]["history"]
-    assert [(h["alias"], h.get("from"), h.get("to"), h.get("by")) for h in history] == [
+    assert moves(ns) == [
         ("candidate", None, 2, None),
         ("stable", None, 1, "alice"),
         ("production", None, 1, "alice"),
@@ -247,19 +258,36 @@ def test_protected_aliases_are_enforced_at_apply(governed: str) -> None:
     floor = [{"op": "replace", "path": "/spec/protection/aliases/1/metric/min", "value": 0.5}]
     accepted(patch_model(CAROL, ns, "json", floor))
     accepted(move(ALICE, ns, {"champion": 1}, "alice"))
+    # Recorded before the next move: one reconcile of both would record both under its name.
+    wait_for("champion recorded", lambda: moves(ns)[-1:] == [("champion", None, 1, "alice")])
 
-    # Break-glass: the cluster admin (system:masters: this test's kubeconfig) is not matched.
-    kubectl(
-        "patch",
-        "model",
-        "iris",
-        "-n",
-        ns,
-        "--type=merge",
-        "-p",
-        '{"spec":{"aliases":{"production":2}}}',
-    )
-    wait_for("production on version 2", lambda: status_aliases(ns).get("production") == 2)
+    # Break-glass: a cluster admin skips the rules on versions and approvers, not the record.
+    # Without the annotation (it still names alice) or with someone else's name: refused.
+    refused(move(ADMIN, ns, {"production": 2}), "rule movedBy", f"{MOVED_BY}: ops", "break-glass")
+    refused(move(ADMIN, ns, {"production": 2}, "alice"), "rule movedBy", f"{MOVED_BY}: ops")
+    forged_by_admin = ("annotate", "model", "iris", "-n", ns, "--overwrite", f"{MOVED_BY}=carol")
+    refused(run_as(ADMIN, *forged_by_admin), "rule movedBy", "only be set to the requester (ops)")
+    # A status write cannot set it either: the apiserver keeps the stored metadata.
+    sneaked = {"metadata": {"annotations": {MOVED_BY: "carol"}}}
+    accepted(patch_model(ADMIN, ns, "merge", sneaked, "--subresource=status"))
+    assert annotations(ns)[MOVED_BY] == "alice"
+    # Signed with the admin's own name: to an ungated version, recorded as the admin's move.
+    accepted(move(ADMIN, ns, {"production": 2}, "ops"))
+    last = ("production", 1, 2, "ops")
+    wait_for("the admin's move recorded", lambda: moves(ns)[-1:] == [last])
+    assert moves(ns) == [
+        ("candidate", None, 2, None),
+        ("stable", None, 1, "alice"),
+        ("production", None, 1, "alice"),
+        ("champion", None, 1, "alice"),
+        last,
+    ]
+    # And changes spec.protection, not being among its admins.
+    floor = [{"op": "replace", "path": "/spec/protection/aliases/1/metric/min", "value": 0.9}]
+    accepted(patch_model(ADMIN, ns, "json", floor))
+    obj = get("model", "iris", ns)
+    assert obj is not None
+    assert obj["spec"]["protection"]["aliases"][1]["metric"]["min"] == 0.9
 
 
 DECLARED = [

@@ -20,7 +20,7 @@ from modelwerk.plugin.history import parse_time, render_timeline, state_at
 OPERATOR = "system:serviceaccount:modelwerk-system:modelwerk"
 
 
-def test_policy_matches_models_and_their_status_and_spares_cluster_admins() -> None:
+def test_policy_matches_models_and_their_status_and_everyone() -> None:
     spec = build_policy_spec(OPERATOR)
     assert spec["failurePolicy"] == "Fail"
     assert spec["matchConstraints"] == {
@@ -33,10 +33,13 @@ def test_policy_matches_models_and_their_status_and_spares_cluster_admins() -> N
             }
         ]
     }
-    assert spec["matchConditions"] == [
-        {"name": "break-glass", "expression": "!('system:masters' in request.userInfo.groups)"}
-    ]
+    # Cluster admins too: break-glass is a variable the rules read, not a match condition.
+    assert "matchConditions" not in spec
     assert spec["variables"][0] == {"name": "operator", "expression": f"'{OPERATOR}'"}
+    assert spec["variables"][2] == {
+        "name": "breakGlass",
+        "expression": "'system:masters' in request.userInfo.groups",
+    }
     names = [v["name"] for v in spec["variables"]]
     assert len(names) == len(set(names))
     # Every rule names itself in its message, and is refused as Forbidden.
@@ -53,6 +56,40 @@ def test_policy_matches_models_and_their_status_and_spares_cluster_admins() -> N
         "'rule status",
     ]
     assert {v["reason"] for v in spec["validations"]} == {"Forbidden"}
+    # Break-glass skips every rule but the record (movedBy); status writes skip all but status.
+    skip = "variables.isStatus || variables.breakGlass || "
+    exemptions = [
+        (v["messageExpression"].split(":")[0].removeprefix("'rule "), v["expression"])
+        for v in spec["validations"]
+    ]
+    assert [(rule, expr.startswith(skip)) for rule, expr in exemptions] == [
+        ("approvers", True),
+        ("requireGate", True),
+        ("requireDataValidation", True),
+        ("metric", True),
+        ("requireCanary", True),
+        ("movedBy", False),
+        ("movedBy", False),
+        ("admins", True),
+        ("status", False),
+    ]
+    moved_by = [
+        v for v in spec["validations"] if v["messageExpression"].startswith("'rule movedBy")
+    ]
+    assert [v["expression"] for v in moved_by] == [
+        "variables.isStatus || size(variables.moved) == 0 ||"
+        " variables.movedBy == request.userInfo.username",
+        "variables.isStatus || variables.movedBy == variables.oldMovedBy ||"
+        " variables.movedBy == '' || variables.movedBy == request.userInfo.username",
+    ]
+    assert "breakGlass" not in "".join(v["expression"] for v in moved_by)
+    assert spec["validations"][-1] == {
+        "expression": "!variables.isStatus || variables.breakGlass ||"
+        " request.userInfo.username == variables.operator",
+        "messageExpression": "'rule status: ' + 'the status of a Model is written only by the"
+        " operator (' + variables.operator + ')'",
+        "reason": "Forbidden",
+    }
     # Variables are used after they are defined (the apiserver evaluates them in order).
     for i, var in enumerate(spec["variables"]):
         for later in names[i:]:
