@@ -209,8 +209,12 @@ def settle(op: bench.Operator, window: float = 5.0, timeout: float = 1800) -> Co
     return Counter(state["writes"])
 
 
-def delta(after: Counter[str], before: Counter[str]) -> dict[str, int]:
-    return {k: after[k] - before[k] for k in sorted(after) if after[k] != before[k]}
+def counted(op: bench.Operator, audit: Audit, before: Counter[str]) -> dict[str, Any]:
+    """The writes since `before` (operator's counters) and since the audit log's mark, once the
+    operator is quiet."""
+    after = settle(op)
+    writes = {k: after[k] - before[k] for k in sorted(after) if after[k] != before[k]}
+    return {"writes": writes, "audit": dict(audit.since_mark().most_common())}
 
 
 def condition(obj: Mapping[str, Any], kind: str, status: str) -> bool:
@@ -233,16 +237,15 @@ async def lifecycle(
     names = [m["metadata"]["name"] for m in manifests]
     seconds = await bench.create_runs(kube, manifests, None, created)
     bench.wait(lambda: all(x in done.done_at for x in names), 3600, f"{names[0]}.. done", 1)
-    writes = delta(settle(op), before)
+    row = counted(op, audit, before)
     done.stop()
     to_child = [(child_seen(x) or float("nan")) - created[x] for x in names]
-    return {
+    converged = max(done.done_at[x] for x in names) - min(created.values())
+    return row | {
         "n": len(names),
         "create_seconds": seconds,
-        "converged_seconds": max(done.done_at[x] for x in names) - min(created.values()),
-        "writes": writes,
-        "writes_per_lifecycle": sum(writes.values()) / len(names),
-        "audit": dict(audit.since_mark().most_common()),
+        "converged_seconds": converged,
+        "writes_per_lifecycle": sum(row["writes"].values()) / len(names),
         "create_to_child_ms": bench._ms(to_child),
     }
 
@@ -273,13 +276,8 @@ def replace_pods(op: bench.Operator, audit: Audit, count: int, replicas: int) ->
         )
 
     bench.wait(back, 900, f"{count} Deployments ready again", interval=1)
-    writes = delta(settle(op), before)
-    return {
-        "pods": count,
-        "writes": writes,
-        "writes_per_replacement": sum(writes.values()) / count,
-        "audit": dict(audit.since_mark().most_common()),
-    }
+    row = counted(op, audit, before)
+    return row | {"pods": count, "writes_per_replacement": sum(row["writes"].values()) / count}
 
 
 def restart(op: bench.Operator, audit: Audit, models: int, deployments: int) -> dict[str, Any]:
@@ -288,26 +286,15 @@ def restart(op: bench.Operator, audit: Audit, models: int, deployments: int) -> 
     op.stop()
     audit.mark()
     started = op.start()  # a new process: its counters start at zero
-    bench.wait(
-        lambda: (
-            op.reconciles("Model") >= models
-            and op.reconciles("Deployment") >= deployments
-            and op.queue_depth() == 0
-        ),
-        900,
-        "steady state after restart",
-        interval=0.1,
-    )
-    steady = time.monotonic() - started
+
+    def steady() -> bool:
+        reconciled = op.reconciles("Model") >= models and op.reconciles("Deployment") >= deployments
+        return reconciled and op.queue_depth() == 0
+
+    bench.wait(steady, 900, "steady state after restart", interval=0.1)
+    seconds = time.monotonic() - started
     rss, hwm = op.rss_mb()
-    writes = dict(settle(op))
-    return {
-        "seconds": steady,
-        "writes": writes,
-        "rss_mb": rss,
-        "peak_mb": hwm,
-        "audit": dict(audit.since_mark().most_common()),
-    }
+    return counted(op, audit, Counter()) | {"seconds": seconds, "rss_mb": rss, "peak_mb": hwm}
 
 
 def prepare(args: argparse.Namespace) -> None:
@@ -340,12 +327,8 @@ async def run(
 ) -> dict[str, Any]:
     if not (args.models or args.deployments):
         return {}
-    out: dict[str, Any] = {
-        "models": args.models,
-        "versions": args.versions,
-        "deployments": args.deployments,
-        "replicas": args.serving_replicas,
-    }
+    out: dict[str, Any] = {x: getattr(args, x) for x in ("models", "versions", "deployments")}
+    out["replicas"] = args.serving_replicas
     audit = Audit(audit_log)
     custom = client.CustomObjectsApi()
     ours = {"group": constants.GROUP, "version": constants.VERSION, "namespace": NS}
@@ -394,11 +377,7 @@ async def run(
     before = settle(op)
     audit.mark()
     await asyncio.sleep(args.idle_seconds)  # measuring what happens when nothing happens
-    out["idle"] = {
-        "seconds": args.idle_seconds,
-        "writes": delta(settle(op), before),
-        "audit": dict(audit.since_mark().most_common()),
-    }
+    out["idle"] = counted(op, audit, before) | {"seconds": args.idle_seconds}
     if args.deployments and args.replacements:
         print(f"kinds: {args.replacements} serving pods replaced", flush=True)
         out["replacement"] = replace_pods(
@@ -432,7 +411,9 @@ def report(results: bench.Results) -> list[str]:
         f"All kinds: {k['models']} Models x {k['versions']} declared versions, "
         f"{k['deployments']} monitored native Deployments x {k['replicas']} pods "
         "(counts: operator's metrics / audit log; idle, restart and pod replacement with both "
-        "kinds present, the operator's metrics not split by kind)",
+        "kinds present, the operator's metrics not split by kind; the audit log names no object "
+        "for a create, so a kind's idle, restart and replacement column leaves creates out: they "
+        "are in the lines below)",
         "",
         "| kind | N | writes per lifecycle | create→child p50 / p99 (ms) | idle writes/min "
         "| writes on restart | writes per serving-pod replacement |",
