@@ -416,9 +416,10 @@ def report(results: bench.Results) -> list[str]:
         "are in the lines below)",
         "",
         "| kind | N | writes per lifecycle | create→child p50 / p99 (ms) | idle writes/min "
-        "| writes on restart | writes per serving-pod replacement |",
-        "|---|---|---|---|---|---|---|",
+        "| writes on restart | writes per serving-pod replacement | restart to steady, RSS |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+    steady = f"{restarted['seconds']:.1f} s, {restarted['rss_mb']:.0f} MB"
     both = (
         f"{sum(idle['writes'].values()) * per_minute:.1f}",
         f"{sum(restarted['writes'].values())}",
@@ -437,23 +438,24 @@ def report(results: bench.Results) -> list[str]:
             f"| {kind} | {row['n']} | {row['writes_per_lifecycle']:.2f} / {audit_lc:.2f} | "
             f"{lat['p50']:.0f} / {lat['p99']:.0f} ({child}) | "
             f"{both[0]} / {owned(idle['audit'], kind) * per_minute:.1f} | "
-            f"{both[1]} / {owned(restarted['audit'], kind)} | {replaced} |"
+            f"{both[1]} / {owned(restarted['audit'], kind)} | {replaced} | {steady} |"
         )
     t, api, r = results.throughput, results.api, results.restart
     burst = [x for x in results.latency if x["mode"] == "burst" and x.get("workers", 1) == 1]
-    if t and api and r and burst:
-        lat = burst[-1]["run_to_job_ms"]
+    if t and api and r and burst and results.memory:
+        lat, rss = burst[-1]["run_to_job_ms"], results.memory[-1]["rss_mb"]
         lines.append(
             f"| TrainingRun (bench.py, this run) | {t['n']} lifecycles, {api['objects']} idle "
             f"| {t['writes_per_lifecycle']:.2f} / — | {lat['p50']:.0f} / {lat['p99']:.0f} "
             f"(Job, burst of {burst[-1]['n']}) | {api['idle_writes_per_minute']:.1f} / "
-            f"{api['idle_audit_writes']} | {r['writes']:.0f} / — | — |"
+            f"{api['idle_audit_writes']} | {r['writes']:.0f} / — | — | "
+            f"{r['seconds']:.1f} s, {rss:.0f} MB ({r['objects']} runs) |"
         )
     lines += [
         "",
-        f"- restart with the Models and Deployments present: steady state (each reconciled, "
-        f"nothing queued) in {restarted['seconds']:.1f} s; RSS {restarted['rss_mb']:.0f} MB "
-        f"(peak {restarted['peak_mb']:.0f} MB)",
+        f"- restart with the Models and Deployments present (and no runs): steady state (each "
+        f"reconciled, nothing queued) in {restarted['seconds']:.1f} s; RSS "
+        f"{restarted['rss_mb']:.0f} MB (peak {restarted['peak_mb']:.0f} MB)",
     ]
     for kind in ("Model", "Deployment"):
         if k.get(kind):
