@@ -583,9 +583,9 @@ def write_report(results: Results, out: Path, name: str = "latest") -> str:
             f"| raw ceiling: async creates straight to the apiserver | "
             f"{c['creates_per_second']:.0f} creates/s (N={c['n']}) |"
         )
-    import kinds  # here, not at the top: kinds.py imports this module
+    import kinds_report  # here, not at the top: it imports this module
 
-    text = "\n".join([*lines, *kinds.report(results)]) + "\n"
+    text = "\n".join([*lines, *kinds_report.report(results)]) + "\n"
     (out / f"{name}.md").write_text(text)
     return text
 
