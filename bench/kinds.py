@@ -306,6 +306,8 @@ def prepare(args: argparse.Namespace) -> None:
     folder = os.environ.get("MODELWERK_UPSTREAM_CRDS", f"{bench.ROOT.parent}/shared/upstream-crds")
     names = ("prometheusrules", "servicemonitors", "podmonitors")
     files = [f"-f={folder}/monitoring.coreos.com_{name}.yaml" for name in names]
+    if not Path(folder).is_dir():  # say so before the long scenarios, not after them
+        raise SystemExit(f"no {folder} (MODELWERK_UPSTREAM_CRDS) for --deployments; or use 0")
     kubectl("apply", "--server-side", *files)
     kubectl(
         "wait", "--for=condition=Established", *(f"crd/{x}.monitoring.coreos.com" for x in names)
