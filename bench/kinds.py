@@ -250,9 +250,9 @@ async def lifecycle(
     }
 
 
-def kubectl(*args: str) -> str:
+def kubectl(*args: str, stdin: str | None = None) -> str:
     return subprocess.run(
-        ["kubectl", "-n", NS, *args], check=True, capture_output=True, text=True
+        ["kubectl", "-n", NS, *args], input=stdin, check=True, capture_output=True, text=True
     ).stdout
 
 
@@ -309,6 +309,16 @@ def prepare(args: argparse.Namespace) -> None:
     if not Path(folder).is_dir():  # say so before the long scenarios, not after them
         raise SystemExit(f"no {folder} (MODELWERK_UPSTREAM_CRDS) for --deployments; or use 0")
     kubectl("apply", "--server-side", *files)
+    # kwokctl's apiserver has the default Service range, 10.0.0.0/24: 253 Services, and each
+    # Deployment has one. A second range (ServiceCIDR, GA since Kubernetes 1.33) makes room.
+    cidr = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "ServiceCIDR",
+        "metadata": {"name": "modelwerk-bench"},
+        "spec": {"cidrs": ["10.128.0.0/16"]},
+    }
+    kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(cidr))
+    kubectl("wait", "--for=condition=Ready", "servicecidr/modelwerk-bench")
     kubectl(
         "wait", "--for=condition=Established", *(f"crd/{x}.monitoring.coreos.com" for x in names)
     )
