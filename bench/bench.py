@@ -170,8 +170,9 @@ class Watcher:
 class Operator:
     def __init__(self, kubeconfig: str, log: Path) -> None:
         self.kubeconfig, self.log = kubeconfig, log
-        self.port = 18480
-        self.health = 18481
+        # MODELWERK_BENCH_PORT: when another benchmark's operator has the default ports here
+        self.port = int(os.environ.get("MODELWERK_BENCH_PORT", "18480"))
+        self.health = self.port + 1
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> float:
@@ -321,6 +322,7 @@ class Results:
     memory: list[dict[str, Any]] = field(default_factory=list)
     restart: dict[str, Any] = field(default_factory=dict)
     ceiling: dict[str, Any] = field(default_factory=dict)
+    kinds: dict[str, Any] = field(default_factory=dict)  # bench/kinds.py's scenario
 
 
 def _ms(values: list[float]) -> dict[str, float]:
@@ -581,7 +583,9 @@ def write_report(results: Results, out: Path, name: str = "latest") -> str:
             f"| raw ceiling: async creates straight to the apiserver | "
             f"{c['creates_per_second']:.0f} creates/s (N={c['n']}) |"
         )
-    text = "\n".join(lines) + "\n"
+    import kinds_report  # here, not at the top: it imports this module
+
+    text = "\n".join([*lines, *kinds_report.report(results)]) + "\n"
     (out / f"{name}.md").write_text(text)
     return text
 
@@ -644,6 +648,9 @@ async def main(argv: Iterable[str] | None = None) -> None:
     parser.add_argument(
         "--name", default="latest", help="the results' file names in --out (NAME.md, NAME.json)"
     )
+    import kinds
+
+    kinds.add_arguments(parser)  # --models, --versions, --deployments ...
     args = parser.parse_args(list(argv) if argv is not None else None)
 
     kubeconfig = os.environ["KUBECONFIG"]
@@ -671,6 +678,7 @@ async def main(argv: Iterable[str] | None = None) -> None:
     if args.jobset:
         # Before the operator starts: it watches JobSets only if their CRD is there then.
         engines.enter_context(jobset_controller(kubeconfig, args.out))
+    kinds.prepare(args)  # before the operator starts (it watches the CRDs there then)
     op = Operator(kubeconfig, log)
     op.start()
     try:
@@ -704,6 +712,7 @@ async def main(argv: Iterable[str] | None = None) -> None:
                     (k, v) for k, v in counts.most_common() if k.startswith("modelwerk ")
                 ]
             await delete_all(kube)
+        results.kinds = await kinds.run(args, kube, op, audit)
         created: dict[str, float] = {}
         done = 0
         sizes = args.memory_sizes or f"{min(1000, args.objects)},{args.objects}"
@@ -725,7 +734,7 @@ async def main(argv: Iterable[str] | None = None) -> None:
     finally:
         op.stop()
         engines.close()
-    if not args.keep:
+    if not args.keep and args.objects:
         await delete_all(kube)
         results.ceiling = await ceiling_scenario(kube, min(5000, args.objects))
         await delete_all(kube)
@@ -735,4 +744,5 @@ async def main(argv: Iterable[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    sys.modules["bench"] = sys.modules[__name__]  # kinds.py's `import bench`: this module
     asyncio.run(main())

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark: a dedicated local control plane (with an audit log), the operator as a separate
 # process, and the scenarios of bench/bench.py. Prints a Markdown table and writes
-# bench/results/latest.{md,json}. Arguments go to bench.py (e.g. --sizes 100 --objects 1000).
+# bench/results/latest.{md,json}. Arguments go to bench.py (e.g. --sizes 100 --objects 1000;
+# --models 50 --deployments 50 for the all-kinds scenario of bench/kinds.py, 0 to skip it).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
